@@ -1,0 +1,240 @@
+"""The `adedge` command: thin wrappers that parse, call the library and print.
+
+Training and export import torch lazily, so predict/eval/bench run on a torch-free install.
+"""
+
+import functools
+import glob
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from adedge.errors import AdedgeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _progress(items, description: str):
+    return track(items, description=description, console=err_console, transient=True)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn the mistakes a user can make into one red line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except AdedgeError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _table(title: str, values: dict) -> Table:
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def _write_json(path: Path | None, values: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values, indent=2) + "\n")
+
+
+@app.command()
+@user_errors
+def train(
+    data: Path = typer.Option(..., help="MVTec category folder, MVTec root (with --category) or folder of good images."),
+    out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
+    model: str = typer.Option("dfm", help="Model: dfm."),
+    category: str | None = typer.Option(None, help="Category under an MVTec root."),
+    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0, resnet18 or wide_resnet50_2."),
+    weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
+    image_size: int = typer.Option(256, help="Square input size in pixels (a multiple of 32)."),
+    seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
+    val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images)."),
+    stage: str | None = typer.Option(None, help="Backbone stage for DFM (default: the stride-16 stage)."),
+    pool: int = typer.Option(4, help="DFM average-pooling kernel."),
+    variance: float = typer.Option(0.97, help="DFM: share of variance the PCA keeps."),
+    score: str = typer.Option("fre", help="DFM image score: fre (reconstruction error) or nll (Gaussian)."),
+) -> None:
+    """Fit a detector on good images and calibrate it on held-back ones."""
+    from adedge.train.trainer import TrainConfig, train as run_training
+
+    config = TrainConfig(data, out, model, category, backbone, weights, image_size, seed, val_data, stage=stage, pool=pool, variance=variance, score=score)
+    info = run_training(config, _progress)
+    dataset = info["dataset"]
+    out_console.print(
+        f"trained {info['model']} ({info['backbone']}) on {dataset['fit_images']} images of {dataset['category']} "
+        f"in {info['train_seconds']:.1f} s; calibration: {info['calibration']['method']}; run: {out}"
+    )
+
+
+@app.command("export")
+@user_errors
+def export_command(
+    run: Path = typer.Argument(..., help="Run folder written by `adedge train`."),
+    out: Path = typer.Option(..., help="Bundle folder to write."),
+    format: str = typer.Option("openvino", help="openvino or onnx."),
+    precision: str = typer.Option("fp32", help="fp32, or fp16 (OpenVINO weights compressed)."),
+) -> None:
+    """Export a trained run as one inference graph (the bundle)."""
+    from adedge.export.exporter import export_bundle
+
+    with err_console.status(f"exporting {run} to {format}"):
+        metadata = export_bundle(run, out, format, precision)
+    size = sum((out / name).stat().st_size for name in metadata["files"]) / 1e6
+    out_console.print(f"exported {metadata['model']} as {format} {precision} ({size:.1f} MB) to {out}")
+
+
+def _expand_inputs(inputs: list[str]) -> list[Path]:
+    from adedge.data.images import is_image_file
+
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if is_image_file(p))
+        elif path.exists():
+            paths.append(path)
+        elif glob.has_magic(item):
+            paths += sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+        else:
+            raise AdedgeError(f"input not found: {item}")
+    if not paths:
+        raise AdedgeError(f"no images found in {' '.join(inputs)}")
+    return paths
+
+
+@app.command()
+@user_errors
+def predict(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    out: Path = typer.Option(..., help="Folder for predictions.jsonl and overlay PNGs."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+) -> None:
+    """Inspect images: a JSON line per image, heat-map overlays in OUT."""
+    from adedge.data.images import load_image, save_image
+    from adedge.runtime import Model
+    from adedge.runtime.overlay import overlay
+
+    model = Model.load(bundle, backend)
+    paths = _expand_inputs(inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with open(out / "predictions.jsonl", "w") as lines:
+        for index, path in enumerate(paths):
+            try:
+                image = load_image(path)
+                start = time.perf_counter()
+                result = model.predict(image)
+                latency = (time.perf_counter() - start) * 1000.0
+            except AdedgeError as exc:
+                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                failures += 1
+                continue
+            overlay_path = out / f"{index:05d}_{path.stem}.png"
+            save_image(overlay_path, overlay(image, result.anomaly_map, result.mask))
+            record = {"path": str(path), "score": round(result.score, 6), "label": result.label,
+                      "defect_pixels": int(result.mask.sum()), "latency_ms": round(latency, 3), "overlay": str(overlay_path)}
+            print(json.dumps(record), file=lines)
+            print(json.dumps(record))
+    if failures:
+        raise AdedgeError(f"{failures} of {len(paths)} images could not be inspected")
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    data: Path = typer.Option(..., help="Labelled folder (MVTec category or root with --category)."),
+    category: str | None = typer.Option(None, help="Category under an MVTec root."),
+    json_file: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+) -> None:
+    """Image AUROC, pixel AUROC, F1 and PRO of a bundle on labelled images."""
+    from adedge.runtime import Model
+    from adedge.runtime.evaluate import evaluate_bundle
+
+    metrics = evaluate_bundle(Model.load(bundle, backend), data, category, track=_progress)
+    out_console.print(_table(f"{bundle} on {data}", metrics))
+    _write_json(json_file, metrics)
+
+
+@app.command("bench")
+@user_errors
+def bench_command(
+    bundle: Path = typer.Argument(..., help="Bundle folder."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    batch: int = typer.Option(1, min=1, help="Images per inference call."),
+    iterations: int = typer.Option(200, min=1, help="Timed calls after the warm-up."),
+    json_file: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+) -> None:
+    """Latency (p50/p90/p99 ms) and throughput of a bundle's graph."""
+    from adedge.runtime import Model
+    from adedge.runtime.bench import bench
+
+    model = Model.load(bundle, backend)
+    with err_console.status(f"timing {iterations} calls at batch {batch}"):
+        figures = bench(model, batch, iterations)
+    out_console.print(_table(f"{bundle} on {backend}", figures))
+    _write_json(json_file, figures)
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("demo-output"), help="Folder for the synthetic data, run, bundle and overlays."),
+    seed: int = typer.Option(0, help="Seed of the synthetic dataset."),
+) -> None:
+    """End to end on synthetic parts: generate, train DFM, export OpenVINO, eval, bench, overlays."""
+    from adedge.data.datasets import open_dataset
+    from adedge.data.images import load_image, save_image
+    from adedge.data.synthetic import generate_synthetic
+    from adedge.export.exporter import export_bundle
+    from adedge.runtime import Model
+    from adedge.runtime.bench import bench
+    from adedge.runtime.evaluate import evaluate_bundle
+    from adedge.runtime.overlay import overlay
+    from adedge.train.trainer import TrainConfig, train as run_training
+
+    with err_console.status("generating synthetic plates"):
+        data = generate_synthetic(out / "data", seed=seed)
+    out_console.print(f"1/5 synthetic MVTec-layout dataset: {data}")
+    info = run_training(TrainConfig(data, out / "runs" / "dfm", model="dfm"), _progress)
+    out_console.print(f"2/5 trained dfm ({info['backbone']}) in {info['train_seconds']:.1f} s: {out / 'runs' / 'dfm'}")
+    bundle = out / "bundles" / "dfm-openvino"
+    with err_console.status("exporting to OpenVINO IR"):
+        export_bundle(out / "runs" / "dfm", bundle, "openvino")
+    out_console.print(f"3/5 exported the OpenVINO bundle: {bundle}")
+    model = Model.load(bundle)
+    metrics = evaluate_bundle(model, data, track=_progress)
+    out_console.print(_table("4/5 accuracy on the synthetic test set", metrics))
+    with err_console.status("timing the graph"):
+        figures = bench(model, 1, 100)
+    out_console.print(_table("5/5 OpenVINO latency, batch 1", figures))
+    predictions = out / "predictions"
+    predictions.mkdir(parents=True, exist_ok=True)
+    for sample in open_dataset(data).test[::5]:
+        image = load_image(sample.path)
+        result = model.predict(image)
+        save_image(predictions / f"{sample.defect}_{sample.path.stem}_{result.label}.png", overlay(image, result.anomaly_map, result.mask))
+    out_console.print(f"overlays of every fifth test image: {predictions}")

@@ -1,0 +1,98 @@
+"""Image and mask IO and resizing: the single code path shared by training and the runtime.
+
+An image is decoded and resized here and nowhere else, so a part looks exactly the same to the
+model when it is trained on and when it is inspected on the line.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from adedge.errors import AdedgeError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible file whose suffix names an image format we decode."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise AdedgeError(f"image not found: {path}")
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise AdedgeError(f"not an image file: {path}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise AdedgeError(f"corrupt or truncated image: {path} ({exc})") from None
+    return image
+
+
+HIGH_DEPTH_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def decode_rgb(image: Image.Image) -> np.ndarray:
+    """Any PIL image (grayscale, palette, RGBA, 16-bit, CMYK) as uint8 RGB [H, W, 3]."""
+    if image.mode not in HIGH_DEPTH_GRAY_MODES:
+        return np.asarray(image.convert("RGB"))
+    gray = np.asarray(image)
+    if gray.dtype.kind in "iu":  # 16-bit (or 32-bit) integer samples: scale 0..65535 to 0..255
+        gray = gray.astype(np.float64) / 257.0
+    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def load_image(path: Path | str) -> np.ndarray:
+    """Decode an image file to uint8 RGB [H, W, 3]; raise AdedgeError naming the file if it can't."""
+    path = Path(path)
+    return decode_rgb(_open(path))
+
+
+def load_mask(path: Path | str, size: tuple[int, int]) -> np.ndarray:
+    """Decode a ground-truth mask to bool [H, W]; its (H, W) must equal its image's."""
+    path = Path(path)
+    mask = load_image(path)[..., 0] > 0
+    if mask.shape != tuple(size):
+        raise AdedgeError(
+            f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is {size[1]}x{size[0]}"
+        )
+    return mask
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize uint8 RGB to (H, W): area averaging when shrinking, bilinear when enlarging."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def resize_map(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a float [H, W] anomaly map bilinearly to (H, W) of the original frame."""
+    if anomaly_map.shape == tuple(size):
+        return anomaly_map
+    return cv2.resize(anomaly_map, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask to (H, W) with nearest-neighbour sampling (no new labels invented)."""
+    if mask.shape == tuple(size):
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def save_image(path: Path, image: np.ndarray) -> None:
+    """Write uint8 RGB (or gray) to a file whose suffix picks the format."""
+    Image.fromarray(image).save(path)
+
+
+def load_batch(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
+    """Decode and resize image files to one uint8 batch [N, H, W, 3] at the model's input size."""
+    return np.stack([resize_image(load_image(p), size) for p in paths])

@@ -1,0 +1,1 @@
+"""Export stage: the trained Detector -> ONNX or OpenVINO IR + adedge.json (the bundle)."""

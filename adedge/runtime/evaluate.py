@@ -1,0 +1,42 @@
+"""`adedge eval`: run a bundle over a labelled folder and compute the metrics on what ships."""
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from adedge.data.datasets import open_dataset, require_test_images
+from adedge.data.images import load_image, load_mask, resize_image, resize_mask
+from adedge.metrics import evaluate
+from adedge.runtime.bundle import THRESHOLD
+from adedge.runtime.model import Model
+
+Track = Callable[[Iterable, str], Iterable]
+
+
+def evaluate_bundle(
+    model: Model,
+    data: Path | str,
+    category: str | None = None,
+    batch_size: int = 8,
+    track: Track = lambda items, description: items,
+) -> dict[str, float]:
+    """Image AUROC, pixel AUROC, F1-max, F1 at the bundle's threshold and PRO, at the model's input size."""
+    samples = require_test_images(open_dataset(data, category))
+    size = model.input_size
+    batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
+    maps, scores, masks = [], [], []
+    for batch in track(batches, "evaluating"):
+        images = [load_image(s.path) for s in batch]
+        batch_maps, batch_scores = model.infer(np.stack([resize_image(i, size) for i in images]))
+        maps.append(batch_maps)
+        scores.append(batch_scores)
+        for sample, image in zip(batch, images):
+            mask = load_mask(sample.mask_path, image.shape[:2]) if sample.mask_path else np.zeros(image.shape[:2], bool)
+            masks.append(resize_mask(mask, size))
+    labels = np.array([s.anomalous for s in samples])
+    has_masks = all(s.mask_path for s in samples if s.anomalous)
+    metrics = evaluate(
+        np.concatenate(scores), labels, np.concatenate(maps) if has_masks else None, np.stack(masks) if has_masks else None, THRESHOLD
+    )
+    return {**metrics, "images": len(samples), "anomalous": int(labels.sum())}

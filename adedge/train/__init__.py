@@ -1,0 +1,1 @@
+"""Training stage (torch): backbones, DFM, calibration and the run folder format."""

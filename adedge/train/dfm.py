@@ -1,0 +1,88 @@
+"""DFM (Ahuja et al., 2019): PCA and a Gaussian on pooled deep features.
+
+`DFMHead` is the export surface: every fitted quantity is a buffer, and the forward pass is plain
+tensor ops (centre once, project, reconstruct, squared error, optional Gaussian NLL).
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.decomposition import PCA
+from torch import nn
+
+from adedge.errors import AdedgeError
+
+SCORE_TYPES = ("fre", "nll")
+
+
+class DFMHead(nn.Module):
+    """Features of one stage -> (FRE anomaly map [N, 1, H, W], image score [N])."""
+
+    def __init__(self, stage: str, pool: int, feature_shape: tuple[int, int, int], components: int, score_type: str) -> None:
+        super().__init__()
+        if score_type not in SCORE_TYPES:
+            raise AdedgeError(f"unknown DFM score {score_type!r}; choose from {', '.join(SCORE_TYPES)}")
+        self.stage, self.pool, self.score_type = stage, pool, score_type
+        self.feature_shape = tuple(feature_shape)
+        dim = math.prod(feature_shape)
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("components", torch.zeros(components, dim))
+        self.register_buffer("precision", torch.zeros(components, components))
+        self.register_buffer("nll_offset", torch.zeros(()))
+
+    def config(self) -> dict:
+        """Constructor arguments, stored in run.json so the checkpoint can be rebuilt."""
+        return {
+            "stage": self.stage,
+            "pool": self.pool,
+            "feature_shape": list(self.feature_shape),
+            "components": self.components.shape[0],
+            "score_type": self.score_type,
+        }
+
+    def pooled(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The stage's features, average-pooled and flattened to one vector per image."""
+        x = features[self.stage]
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
+        return x.flatten(1)
+
+    def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        centred = self.pooled(features) - self.mean
+        projected = centred @ self.components.T
+        error = (centred - projected @ self.components) ** 2
+        error_map = error.reshape(-1, *self.feature_shape).sum(1, keepdim=True)
+        anomaly_map = F.interpolate(error_map, size=size, mode="bilinear", align_corners=False)
+        if self.score_type == "fre":
+            score = error.sum(1)
+        else:
+            score = 0.5 * ((projected @ self.precision) * projected).sum(1) + self.nll_offset
+        return anomaly_map, score
+
+
+def fit_dfm_head(
+    features: torch.Tensor, stage: str, pool: int, variance: float, score_type: str
+) -> DFMHead:
+    """Fit PCA keeping VARIANCE of the variance (scikit-learn's rule) and a Gaussian on its projections.
+
+    FEATURES are the stage's raw maps [N, C, h, w] of the good training images.
+    """
+    if not 0.0 < variance < 1.0:
+        raise AdedgeError(f"--variance must be between 0 and 1 (exclusive), got {variance}")
+    pooled = F.avg_pool2d(features, pool) if pool > 1 else features
+    x = pooled.flatten(1).double().numpy()
+    if x.shape[0] < 2:
+        raise AdedgeError(f"DFM needs at least 2 training images, got {x.shape[0]}")
+    pca = PCA(n_components=variance, svd_solver="full").fit(x)
+    projected = (x - pca.mean_) @ pca.components_.T  # centred once: mean zero by construction
+    covariance = np.atleast_2d(projected.T @ projected / max(len(x) - 1, 1))
+    covariance += np.eye(len(covariance)) * 1e-6 * np.trace(covariance) / len(covariance)
+    _, log_det = np.linalg.slogdet(covariance)
+    head = DFMHead(stage, pool, tuple(pooled.shape[1:]), pca.n_components_, score_type)
+    head.mean.copy_(torch.from_numpy(pca.mean_))
+    head.components.copy_(torch.from_numpy(pca.components_))
+    head.precision.copy_(torch.from_numpy(np.linalg.inv(covariance)))
+    head.nll_offset.fill_(0.5 * (log_det + len(covariance) * math.log(2 * math.pi)))
+    return head
