@@ -1,0 +1,51 @@
+"""Shared fixtures: one small synthetic dataset, one trained DFM run and its bundles per test session."""
+
+from pathlib import Path
+
+import pytest
+
+from adedge.data.synthetic import generate_synthetic
+
+SHARED_MVTEC = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec"
+IMAGE_SIZE = 128
+
+
+def require_shared(category: str) -> Path:
+    """The real MVTec category under ../shared, or skip (it is absent outside the team's machines)."""
+    folder = SHARED_MVTEC / category
+    if not folder.is_dir():
+        pytest.skip(f"real MVTec data not available: {folder} is absent")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory) -> Path:
+    """A small synthetic MVTec category (plates at 128 px)."""
+    return generate_synthetic(tmp_path_factory.mktemp("data"), seed=3, train=30, test_good=6, per_defect=4, size=IMAGE_SIZE)
+
+
+@pytest.fixture(scope="session")
+def dfm_run(synthetic, tmp_path_factory) -> Path:
+    from adedge.train.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "dfm"
+    train(TrainConfig(synthetic, out, image_size=IMAGE_SIZE, pool=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def openvino_bundle(dfm_run, tmp_path_factory) -> Path:
+    from adedge.export.exporter import export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "openvino"
+    export_bundle(dfm_run, out, "openvino")
+    return out
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(dfm_run, tmp_path_factory) -> Path:
+    from adedge.export.exporter import export_bundle
+
+    out = tmp_path_factory.mktemp("bundles") / "onnx"
+    export_bundle(dfm_run, out, "onnx")
+    return out

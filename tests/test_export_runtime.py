@@ -1,0 +1,172 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from adedge.data.datasets import open_dataset
+from adedge.data.images import load_batch, load_image
+from adedge.errors import AdedgeError
+from adedge.export import exporter
+from adedge.export.openvino_ir import read_rt_metadata
+from adedge.runtime import Model
+from adedge.runtime.bundle import METADATA_FILE, read_bundle
+from adedge.train.checkpoint import load_run
+
+
+@pytest.fixture(scope="module")
+def test_batch(synthetic):
+    samples = open_dataset(synthetic).test
+    return load_batch([s.path for s in samples[::3]], (128, 128))
+
+
+@pytest.fixture(scope="module")
+def torch_outputs(dfm_run, test_batch):
+    detector, _ = load_run(dfm_run)
+    with torch.no_grad():
+        anomaly_map, score = detector(torch.from_numpy(test_batch))
+    return anomaly_map[:, 0].numpy(), score.numpy()
+
+
+@pytest.mark.parametrize(("bundle", "backend"), [("onnx_bundle", "onnxruntime"), ("onnx_bundle", "openvino"), ("openvino_bundle", "openvino")])
+def test_engines_match_torch(bundle, backend, request, test_batch, torch_outputs):
+    model = Model.load(request.getfixturevalue(bundle), backend)
+    maps, scores = model.infer(test_batch)
+    np.testing.assert_allclose(scores, torch_outputs[1], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(maps, torch_outputs[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("bundle", "backend"), [("onnx_bundle", "onnxruntime"), ("openvino_bundle", "openvino")])
+def test_scores_do_not_depend_on_the_batch(bundle, backend, request, test_batch):
+    model = Model.load(request.getfixturevalue(bundle), backend)
+    alone = np.concatenate([model.infer(test_batch[i : i + 1])[1] for i in range(len(test_batch))])
+    together = model.infer(test_batch)[1]
+    reversed_order = model.infer(test_batch[::-1].copy())[1][::-1]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reversed_order, alone, rtol=1e-5, atol=1e-6)
+    assert model.infer(np.repeat(test_batch, 3, axis=0))[1].shape == (3 * len(test_batch),)  # any batch size
+
+
+def test_predict_returns_frame_sized_results(openvino_bundle, synthetic):
+    model = Model.load(openvino_bundle)
+    frame = np.ascontiguousarray(np.pad(load_image(next((synthetic / "test" / "scratch").iterdir())), ((0, 40), (0, 10), (0, 0)), mode="edge"))
+    result = model.predict(frame)
+    assert result.anomaly_map.shape == frame.shape[:2] == result.mask.shape
+    assert (result.mask == (result.anomaly_map > 0.5)).all()
+    assert result.anomalous == (result.score > 0.5) and result.label in ("OK", "NG")
+    batch = model.predict_batch([frame, frame[:100, :90].copy()], batch_size=2)
+    assert batch[0].score == pytest.approx(result.score, rel=1e-5) and batch[1].anomaly_map.shape == (100, 90)
+    with pytest.raises(AdedgeError, match="uint8 RGB"):
+        model.predict(frame.astype(np.float32))
+
+
+def test_good_images_pass_and_defects_fail(openvino_bundle, synthetic):
+    results = Model.load(openvino_bundle).predict_batch(sorted((synthetic / "test" / "good").iterdir()))
+    assert sum(r.anomalous for r in results) <= 1
+    results = Model.load(openvino_bundle).predict_batch(sorted((synthetic / "test" / "spot").iterdir()))
+    assert sum(r.anomalous for r in results) >= 3
+
+
+def test_bundle_metadata_and_ir_rt_info(openvino_bundle, dfm_run):
+    metadata = read_bundle(openvino_bundle).metadata
+    run = json.loads((dfm_run / "run.json").read_text())
+    assert metadata["model"] == "dfm" and metadata["precision"] == "fp32" and metadata["format"] == "openvino"
+    assert metadata["input"]["height"] == 128 and metadata["calibration"] == run["calibration"]
+    assert set(metadata["files"]) == {"model.xml", "model.bin"}
+    rt_info = read_rt_metadata(openvino_bundle / "model.xml")
+    assert rt_info == {k: v for k, v in metadata.items() if k != "files"}
+
+
+def test_fp16_bundle_is_smaller_and_close(dfm_run, openvino_bundle, tmp_path, test_batch, torch_outputs):
+    out = exporter.export_bundle(dfm_run, tmp_path / "fp16", "openvino", "fp16")
+    assert out["precision"] == "fp16"
+    assert (tmp_path / "fp16" / "model.bin").stat().st_size < 0.6 * (openvino_bundle / "model.bin").stat().st_size
+    scores = Model.load(tmp_path / "fp16").infer(test_batch)[1]
+    assert np.corrcoef(scores, torch_outputs[1])[0, 1] > 0.99
+
+
+def _copy(bundle, tmp_path):
+    import shutil
+
+    return shutil.copytree(bundle, tmp_path / "copy")
+
+
+def test_edited_model_file_is_refused(openvino_bundle, tmp_path):
+    copy = _copy(openvino_bundle, tmp_path)
+    with open(copy / "model.bin", "r+b") as stream:
+        stream.seek(1000)
+        stream.write(b"\x01\x02\x03\x04")
+    with pytest.raises(AdedgeError, match="model.bin was modified after export"):
+        Model.load(copy)
+
+
+def test_other_versions_and_broken_metadata_are_refused(onnx_bundle, tmp_path):
+    copy = _copy(onnx_bundle, tmp_path)
+    metadata = json.loads((copy / METADATA_FILE).read_text())
+    (copy / METADATA_FILE).write_text(json.dumps({**metadata, "format_version": 99}))
+    with pytest.raises(AdedgeError, match="bundle format 99 .* re-export"):
+        Model.load(copy)
+    (copy / METADATA_FILE).write_text(json.dumps({**metadata, "input": {**metadata["input"], "height": 64}}))
+    with pytest.raises(AdedgeError, match="takes input shape"):
+        Model.load(copy, "onnxruntime")
+    (copy / METADATA_FILE).write_text("{not json")
+    with pytest.raises(AdedgeError, match="not valid JSON"):
+        Model.load(copy)
+    (copy / METADATA_FILE).unlink()
+    with pytest.raises(AdedgeError, match="adedge.json is missing"):
+        Model.load(copy)
+
+
+def test_onnxruntime_needs_an_onnx_bundle(openvino_bundle):
+    with pytest.raises(AdedgeError, match="export with --format onnx"):
+        Model.load(openvino_bundle, "onnxruntime")
+    with pytest.raises(AdedgeError, match="unknown backend"):
+        Model.load(openvino_bundle, "tensorrt")
+
+
+def test_failed_export_leaves_the_old_bundle_intact(dfm_run, tmp_path, monkeypatch):
+    target = tmp_path / "bundle"
+    exporter.export_bundle(dfm_run, target, "onnx")
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise AdedgeError("disk full")
+
+    monkeypatch.setattr(exporter, "export_openvino", broken)
+    with pytest.raises(AdedgeError, match="disk full"):
+        exporter.export_bundle(dfm_run, target, "openvino")
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]  # no scratch folder left behind
+    with pytest.raises(AdedgeError, match="disk full"):
+        exporter.export_bundle(dfm_run, tmp_path / "new", "openvino")
+    assert not (tmp_path / "new").exists()
+
+
+def test_export_refuses_to_overwrite_a_foreign_folder(dfm_run, tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(AdedgeError, match="not an adedge output folder"):
+        exporter.export_bundle(dfm_run, tmp_path / "photos", "onnx")
+    assert (tmp_path / "photos" / "holiday.jpg").read_bytes() == b"precious"
+    with pytest.raises(AdedgeError, match="needs --format openvino"):
+        exporter.export_bundle(dfm_run, tmp_path / "b", "onnx", "fp16")
+
+
+def test_runtime_never_imports_torch(openvino_bundle, onnx_bundle, synthetic):
+    image = next((synthetic / "test" / "crack").iterdir())
+    code = (
+        "import sys\n"
+        "from adedge.runtime import Model\n"
+        "from adedge.runtime.evaluate import evaluate_bundle\n"
+        "from adedge.runtime.bench import bench\n"
+        f"Model.load({str(openvino_bundle)!r}).predict({str(image)!r})\n"
+        f"m = Model.load({str(onnx_bundle)!r}, 'onnxruntime')\n"
+        f"m.predict_batch([{str(image)!r}] * 3)\n"
+        f"evaluate_bundle(m, {str(synthetic)!r})\n"
+        "bench(m, 1, 2, 1)\n"
+        "import adedge.cli\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from adedge.errors import AdedgeError
+from adedge.metrics import evaluate, f1_max, pro_score
+from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
+
+
+def _normalise(value, threshold, scale):
+    return 0.5 + (value - threshold) / scale
+
+
+def test_auroc_and_f1():
+    labels = np.array([0, 0, 0, 1, 1])
+    perfect = evaluate(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels)
+    assert perfect["image_auroc"] == 1.0 and perfect["image_f1_max"] == 1.0 and perfect["image_f1"] == 1.0
+    inverted = evaluate(np.array([0.9, 0.8, 0.7, 0.2, 0.1]), labels)
+    assert inverted["image_auroc"] == 0.0 and inverted["image_f1"] == 0.0
+    f1, threshold = f1_max(np.array([0.1, 0.2, 0.6, 0.7]), np.array([0, 0, 1, 1]))
+    assert f1 == 1.0 and 0.2 <= threshold < 0.6
+
+
+def test_pro_rewards_every_region_equally():
+    masks = np.zeros((2, 40, 40), bool)
+    masks[0, 2:4, 2:4] = True  # a tiny region
+    masks[1, 10:30, 10:30] = True  # a large one
+    rng = np.random.default_rng(0)
+    noise = rng.random(masks.shape) * 0.5
+    assert pro_score(noise + masks, masks) == pytest.approx(1.0)
+    only_large = noise + np.where(np.arange(2)[:, None, None] == 1, masks, 0)
+    assert 0.45 < pro_score(only_large, masks) < 0.65  # the tiny region is missed: about half the credit
+    assert 0.05 < pro_score(rng.random(masks.shape), masks) < 0.25  # chance level is 0.15
+
+
+def test_calibration_on_good_puts_mean_plus_three_sigma_at_half():
+    scores = np.array([1.0, 2.0, 3.0, 2.0, 2.0])
+    maxima = scores * 10
+    c = calibrate_on_good(scores, maxima)
+    assert c.score_threshold == pytest.approx(scores.mean() + 3 * scores.std())
+    assert _normalise(scores.mean(), c.score_threshold, c.score_scale) == pytest.approx(0.0)
+    assert _normalise(maxima.mean() + 3 * maxima.std(), c.map_threshold, c.map_scale) == pytest.approx(0.5)
+    assert "held back" in c.method and c.images == 5
+    with pytest.raises(AdedgeError, match="at least 2"):
+        calibrate_on_good(scores[:1], maxima[:1])
+
+
+def test_calibration_on_labelled_data_is_f1_optimal():
+    scores = np.array([1.0, 1.5, 2.0, 5.0, 6.0])
+    labels = np.array([0, 0, 0, 1, 1])
+    maps = np.zeros((5, 4, 4))
+    masks = np.zeros((5, 4, 4), bool)
+    maps[3:, :2] = 3.0
+    masks[3:, :2] = True
+    c = calibrate_on_labelled(scores, labels, maps, masks)
+    assert 2.0 <= c.score_threshold < 5.0 and 0.0 <= c.map_threshold < 3.0
+    normalised = _normalise(scores, c.score_threshold, c.score_scale)
+    assert ((normalised > 0.5) == labels.astype(bool)).all()
+    with pytest.raises(AdedgeError, match="both good and anomalous"):
+        calibrate_on_labelled(scores, np.zeros(5), maps, masks)
