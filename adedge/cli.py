@@ -238,3 +238,5 @@ def demo(
         result = model.predict(image)
         save_image(predictions / f"{sample.defect}_{sample.path.stem}_{result.label}.png", overlay(image, result.anomaly_map, result.mask))
     out_console.print(f"overlays of every fifth test image: {predictions}")
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,102 @@
+"""The CLI end to end, and every user mistake ending in one clear line and a non-zero exit."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from adedge.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_train_export_predict_eval_bench(synthetic, tmp_path):
+    run, bundle, predictions = tmp_path / "run", tmp_path / "bundle", tmp_path / "predictions"
+    result = invoke("train", "--data", synthetic, "--out", run, "--image-size", 128, "--pool", 2)
+    assert result.exit_code == 0, result.output
+    assert "held back" in result.output and json.loads((run / "run.json").read_text())["head"]["score_type"] == "fre"
+    assert invoke("export", run, "--format", "openvino", "--out", bundle).exit_code == 0
+    result = invoke("predict", bundle, synthetic / "test" / "crack", synthetic / "test" / "good" / "000.png", "--out", predictions)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (predictions / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and {"path", "score", "label", "latency_ms"} <= set(lines[0])
+    assert all((predictions / os.path.basename(line["overlay"])).is_file() for line in lines)
+    metrics_file, bench_file = tmp_path / "metrics.json", tmp_path / "bench.json"
+    result = invoke("eval", bundle, "--data", synthetic, "--json", metrics_file)
+    assert result.exit_code == 0 and "image_auroc" in result.output
+    metrics = json.loads(metrics_file.read_text())
+    assert {"image_auroc", "pixel_auroc", "image_f1_max", "image_f1", "pro"} <= set(metrics)
+    assert metrics["image_auroc"] > 0.9
+    result = invoke("bench", bundle, "--iterations", 5, "--batch", 2, "--json", bench_file)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(bench_file.read_text())
+    assert {"p50_ms", "p90_ms", "p99_ms", "throughput_fps"} <= set(figures) and figures["p50_ms"] <= figures["p99_ms"]
+
+
+def _one_line_error(result, pattern):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and pattern in errors[0], result.output
+
+
+def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, dfm_run):
+    _one_line_error(invoke("train", "--data", tmp_path / "missing", "--out", tmp_path / "r"), "data folder not found")
+    _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--backbone", "vgg"), "unknown backbone")
+    _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--model", "svm"), "unknown model")
+    _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--image-size", 100), "multiple of 32")
+    _one_line_error(invoke("export", tmp_path, "--out", tmp_path / "b"), "not an adedge run folder")
+    _one_line_error(invoke("export", dfm_run, "--out", tmp_path / "b", "--format", "tflite"), "unknown format")
+    _one_line_error(invoke("predict", tmp_path / "nobundle", synthetic, "--out", tmp_path / "p"), "bundle folder not found")
+    _one_line_error(invoke("predict", openvino_bundle, tmp_path / "none.png", "--out", tmp_path / "p"), "input not found")
+    _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic / "train"), "needs both good and anomalous")
+    _one_line_error(invoke("bench", openvino_bundle, "--backend", "onnxruntime"), "export with --format onnx")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists()
+
+
+def test_predict_skips_a_corrupt_image_and_fails_at_the_end(synthetic, tmp_path, openvino_bundle):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((synthetic / "test" / "good" / "000.png").read_bytes())
+    (folder / "b.png").write_bytes(b"broken")
+    result = invoke("predict", openvino_bundle, folder, "--out", tmp_path / "p")
+    assert result.exit_code == 2 and "not an image file:" in result.output and "b.png" in result.output
+    assert "1 of 2 images could not be inspected" in result.output
+    assert len((tmp_path / "p" / "predictions.jsonl").read_text().splitlines()) == 1
+
+
+def test_val_data_gives_f1_thresholds(synthetic, tmp_path):
+    result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--image-size", 128, "--val-data", synthetic, "--score", "nll")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["calibration"]["method"].startswith("F1-optimal") and info["dataset"]["held_back_images"] == 0
+    assert info["head"]["score_type"] == "nll"
+
+
+def test_same_seed_same_model(synthetic, tmp_path):
+    import torch
+
+    for name in ("a", "b"):
+        assert invoke("train", "--data", synthetic, "--out", tmp_path / name, "--image-size", 64, "--seed", 5).exit_code == 0
+    first = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    second = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert invoke("train", "--data", synthetic, "--out", tmp_path / "c", "--image-size", 64, "--seed", 6).exit_code == 0
+    third = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    assert not torch.equal(first["head.mean"], third["head.mean"])  # another seed holds back other images
+
+
+@pytest.mark.skipif(os.environ.get("ADEDGE_SKIP_DEMO") == "1", reason="ADEDGE_SKIP_DEMO=1")
+def test_demo_runs_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "adedge.cli", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "image_auroc" in result.stdout and "p50_ms" in result.stdout
+    assert (tmp_path / "demo" / "bundles" / "dfm-openvino" / "model.xml").is_file()
+    assert any((tmp_path / "demo" / "predictions").glob("*_NG.png"))
