@@ -36,6 +36,9 @@ def user_errors(command: Callable) -> Callable:
         except AdedgeError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except OSError as exc:  # permission denied, disk full, read-only folder: the user's to fix
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
@@ -63,22 +66,30 @@ def _write_json(path: Path | None, values: dict) -> None:
 def train(
     data: Path = typer.Option(..., help="MVTec category folder, MVTec root (with --category) or folder of good images."),
     out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
-    model: str = typer.Option("dfm", help="Model: dfm."),
+    model: str = typer.Option("dfm", help="Model: dfm or cflow."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
     image_size: int = typer.Option(256, help="Square input size in pixels (a multiple of 32)."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images)."),
-    stage: str | None = typer.Option(None, help="Backbone stage for DFM (default: the stride-16 stage)."),
+    stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: stride 16 for DFM, 8/16/32 for CFLOW)."),
     pool: int = typer.Option(4, help="DFM average-pooling kernel."),
     variance: float = typer.Option(0.97, help="DFM: share of variance the PCA keeps."),
     score: str = typer.Option("fre", help="DFM image score: fre (reconstruction error) or nll (Gaussian)."),
+    meta_epochs: int = typer.Option(4, help="CFLOW: meta-epochs (learning-rate schedule steps)."),
+    sub_epochs: int = typer.Option(2, help="CFLOW: passes over all feature vectors per meta-epoch."),
+    fiber_batch: int = typer.Option(256, help="CFLOW: feature vectors per optimiser step."),
+    lr: float = typer.Option(2e-4, help="CFLOW: Adam learning rate."),
 ) -> None:
     """Fit a detector on good images and calibrate it on held-back ones."""
     from adedge.train.trainer import TrainConfig, train as run_training
 
-    config = TrainConfig(data, out, model, category, backbone, weights, image_size, seed, val_data, stage=stage, pool=pool, variance=variance, score=score)
+    config = TrainConfig(
+        data, out, model, category, backbone, weights, image_size, seed, val_data,
+        stages=tuple(stages.split(",")) if stages else None, pool=pool, variance=variance, score=score,
+        meta_epochs=meta_epochs, sub_epochs=sub_epochs, fiber_batch=fiber_batch, lr=lr,
+    )
     info = run_training(config, _progress)
     dataset = info["dataset"]
     out_console.print(
@@ -202,10 +213,10 @@ def bench_command(
 @app.command()
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("demo-output"), help="Folder for the synthetic data, run, bundle and overlays."),
+    out: Path = typer.Option(Path("demo-output"), help="Folder for the synthetic data, runs, bundles and overlays."),
     seed: int = typer.Option(0, help="Seed of the synthetic dataset."),
 ) -> None:
-    """End to end on synthetic parts: generate, train DFM, export OpenVINO, eval, bench, overlays."""
+    """End to end on synthetic parts: generate, train DFM and CFLOW, export OpenVINO, eval, bench, overlays."""
     from adedge.data.datasets import open_dataset
     from adedge.data.images import load_image, save_image
     from adedge.data.synthetic import generate_synthetic
@@ -218,25 +229,36 @@ def demo(
 
     with err_console.status("generating synthetic plates"):
         data = generate_synthetic(out / "data", seed=seed)
-    out_console.print(f"1/5 synthetic MVTec-layout dataset: {data}")
-    info = run_training(TrainConfig(data, out / "runs" / "dfm", model="dfm"), _progress)
-    out_console.print(f"2/5 trained dfm ({info['backbone']}) in {info['train_seconds']:.1f} s: {out / 'runs' / 'dfm'}")
-    bundle = out / "bundles" / "dfm-openvino"
-    with err_console.status("exporting to OpenVINO IR"):
-        export_bundle(out / "runs" / "dfm", bundle, "openvino")
-    out_console.print(f"3/5 exported the OpenVINO bundle: {bundle}")
-    model = Model.load(bundle)
-    metrics = evaluate_bundle(model, data, track=_progress)
-    out_console.print(_table("4/5 accuracy on the synthetic test set", metrics))
-    with err_console.status("timing the graph"):
-        figures = bench(model, 1, 100)
-    out_console.print(_table("5/5 OpenVINO latency, batch 1", figures))
-    predictions = out / "predictions"
-    predictions.mkdir(parents=True, exist_ok=True)
-    for sample in open_dataset(data).test[::5]:
-        image = load_image(sample.path)
-        result = model.predict(image)
-        save_image(predictions / f"{sample.defect}_{sample.path.stem}_{result.label}.png", overlay(image, result.anomaly_map, result.mask))
-    out_console.print(f"overlays of every fifth test image: {predictions}")
+    out_console.print(f"synthetic MVTec-layout dataset: {data}")
+    summary = Table(title="adedge demo: synthetic plates, efficientnet_lite0, OpenVINO f32, 256x256")
+    for column in ("model", "train s", "image AUROC", "pixel AUROC", "PRO", "p50 ms (batch 1)"):
+        summary.add_column(column, justify="right")
+    samples = open_dataset(data).test[::5]
+    for model_name in ("dfm", "cflow"):
+        run, bundle = out / "runs" / model_name, out / "bundles" / f"{model_name}-openvino"
+        info = run_training(TrainConfig(data, run, model=model_name), _progress)
+        out_console.print(f"{model_name}: trained in {info['train_seconds']:.1f} s ({info['calibration']['method']}): {run}")
+        with err_console.status(f"exporting {model_name} to OpenVINO IR"):
+            export_bundle(run, bundle, "openvino")
+        out_console.print(f"{model_name}: exported the OpenVINO bundle: {bundle}")
+        model = Model.load(bundle)
+        metrics = evaluate_bundle(model, data, track=_progress)
+        with err_console.status(f"timing {model_name}"):
+            figures = bench(model, 1, 100)
+        summary.add_row(
+            model_name, f"{info['train_seconds']:.1f}", f"{metrics['image_auroc']:.4f}",
+            f"{metrics['pixel_auroc']:.4f}", f"{metrics['pro']:.4f}", f"{figures['p50_ms']:.2f}",
+        )
+        predictions = out / "predictions" / model_name
+        predictions.mkdir(parents=True, exist_ok=True)
+        for sample in samples:
+            image = load_image(sample.path)
+            result = model.predict(image)
+            name = f"{sample.defect}_{sample.path.stem}_{result.label}.png"
+            save_image(predictions / name, overlay(image, result.anomaly_map, result.mask))
+    out_console.print(summary)
+    out_console.print(f"overlays of every fifth test image: {out / 'predictions'}")
+
+
 if __name__ == "__main__":
     app()

@@ -24,28 +24,40 @@ def synthetic(tmp_path_factory) -> Path:
     return generate_synthetic(tmp_path_factory.mktemp("data"), seed=3, train=30, test_good=6, per_defect=4, size=IMAGE_SIZE)
 
 
+TEST_TRAINING = {
+    "dfm": {"pool": 2},
+    "cflow": {"meta_epochs": 2, "sub_epochs": 1},
+}
+
+
+@pytest.fixture(scope="session", params=sorted(TEST_TRAINING))
+def model_name(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def dfm_run(synthetic, tmp_path_factory) -> Path:
+def run_dir(model_name, synthetic, tmp_path_factory) -> Path:
+    """A trained run of each model on the synthetic plates at 128 px."""
     from adedge.train.trainer import TrainConfig, train
 
-    out = tmp_path_factory.mktemp("runs") / "dfm"
-    train(TrainConfig(synthetic, out, image_size=IMAGE_SIZE, pool=2))
+    out = tmp_path_factory.mktemp("runs") / model_name
+    train(TrainConfig(synthetic, out, model=model_name, image_size=IMAGE_SIZE, **TEST_TRAINING[model_name]))
     return out
 
 
 @pytest.fixture(scope="session")
-def openvino_bundle(dfm_run, tmp_path_factory) -> Path:
+def openvino_bundle(run_dir, tmp_path_factory) -> Path:
     from adedge.export.exporter import export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "openvino"
-    export_bundle(dfm_run, out, "openvino")
+    export_bundle(run_dir, out, "openvino")
     return out
 
 
 @pytest.fixture(scope="session")
-def onnx_bundle(dfm_run, tmp_path_factory) -> Path:
+def onnx_bundle(run_dir, tmp_path_factory) -> Path:
     from adedge.export.exporter import export_bundle
 
     out = tmp_path_factory.mktemp("bundles") / "onnx"
-    export_bundle(dfm_run, out, "onnx")
+    export_bundle(run_dir, out, "onnx")
     return out

@@ -47,13 +47,13 @@ def _one_line_error(result, pattern):
     assert len(errors) == 1 and pattern in errors[0], result.output
 
 
-def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, dfm_run):
+def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, run_dir):
     _one_line_error(invoke("train", "--data", tmp_path / "missing", "--out", tmp_path / "r"), "data folder not found")
     _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--backbone", "vgg"), "unknown backbone")
     _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--model", "svm"), "unknown model")
     _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--image-size", 100), "multiple of 32")
     _one_line_error(invoke("export", tmp_path, "--out", tmp_path / "b"), "not an adedge run folder")
-    _one_line_error(invoke("export", dfm_run, "--out", tmp_path / "b", "--format", "tflite"), "unknown format")
+    _one_line_error(invoke("export", run_dir, "--out", tmp_path / "b", "--format", "tflite"), "unknown format")
     _one_line_error(invoke("predict", tmp_path / "nobundle", synthetic, "--out", tmp_path / "p"), "bundle folder not found")
     _one_line_error(invoke("predict", openvino_bundle, tmp_path / "none.png", "--out", tmp_path / "p"), "input not found")
     _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic / "train"), "needs both good and anomalous")
@@ -97,6 +97,6 @@ def test_same_seed_same_model(synthetic, tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "adedge.cli", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "image_auroc" in result.stdout and "p50_ms" in result.stdout
-    assert (tmp_path / "demo" / "bundles" / "dfm-openvino" / "model.xml").is_file()
-    assert any((tmp_path / "demo" / "predictions").glob("*_NG.png"))
+    assert "image AUROC" in result.stdout and "p50 ms" in result.stdout
+    assert all((tmp_path / "demo" / "bundles" / f"{m}-openvino" / "model.xml").is_file() for m in ("dfm", "cflow"))
+    assert any((tmp_path / "demo" / "predictions" / "cflow").glob("*_NG.png"))

@@ -14,6 +14,9 @@ DEFECTS = ("scratch", "spot", "crack")
 _TINT = np.array([0.92, 0.96, 1.0], dtype=np.float32)
 
 
+HOLES = ((0.2, 0.2), (0.2, 0.8), (0.8, 0.2), (0.8, 0.8))
+
+
 def _plate(rng: np.random.Generator, size: int) -> np.ndarray:
     """A good part: brushed-metal streaks, soft lighting and four bolt holes, as float gray 0..1."""
     noise = rng.normal(0.0, 1.0, (size, size)).astype(np.float32)
@@ -24,17 +27,20 @@ def _plate(rng: np.random.Generator, size: int) -> np.ndarray:
     light = 0.12 * ((xs - 0.5) * np.cos(angle) + (ys - 0.5) * np.sin(angle))
     plate = 0.55 + rng.uniform(-0.03, 0.03) + 0.05 * streaks + light
     shift = rng.integers(-2, 3, size=2)
-    for cy in (0.2, 0.8):
-        for cx in (0.2, 0.8):
-            centre = (int(cx * size) + int(shift[0]), int(cy * size) + int(shift[1]))
-            cv2.circle(plate, centre, size // 18, 0.18, -1, lineType=cv2.LINE_AA)
-            cv2.circle(plate, centre, size // 18 + 2, 0.75, 1, lineType=cv2.LINE_AA)
+    for cx, cy in HOLES:
+        centre = (int(cx * size) + int(shift[0]), int(cy * size) + int(shift[1]))
+        cv2.circle(plate, centre, size // 18, 0.18, -1, lineType=cv2.LINE_AA)
+        cv2.circle(plate, centre, size // 18 + 2, 0.75, 1, lineType=cv2.LINE_AA)
     return plate
 
 
 def _random_point(rng: np.random.Generator, size: int) -> tuple[int, int]:
+    """A point inside the plate's margin and clear of the bolt holes (a defect must not hide in one)."""
     low, high = size // 8, size - size // 8
-    return int(rng.integers(low, high)), int(rng.integers(low, high))
+    while True:
+        x, y = int(rng.integers(low, high)), int(rng.integers(low, high))
+        if min(np.hypot(x - cx * size, y - cy * size) for cx, cy in HOLES) > size / 7:
+            return x, y
 
 
 def _draw_defect(kind: str, rng: np.random.Generator, canvases: list[np.ndarray], size: int) -> None:
@@ -46,7 +52,7 @@ def _draw_defect(kind: str, rng: np.random.Generator, canvases: list[np.ndarray]
         for canvas, value in zip(canvases, (0.95, 1.0)):
             cv2.line(canvas, start, end, value, 2)
     elif kind == "spot":
-        axes = (int(rng.integers(size // 40, size // 16)), int(rng.integers(size // 40, size // 16)))
+        axes = (int(rng.integers(size // 32, size // 14)), int(rng.integers(size // 32, size // 14)))
         angle = float(rng.uniform(0, 180))
         for canvas, value in zip(canvases, (0.2, 1.0)):
             cv2.ellipse(canvas, start, axes, angle, 0, 360, value, -1)

@@ -259,22 +259,26 @@ class ResNet(Backbone):
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """How to build a backbone, where its published weights live, and its default DFM stage."""
+    """How to build a backbone, where its published weights live, and its default stages per model."""
 
     build: Callable[[], Backbone]
     weights_url: str | None
     dfm_stage: str
+    cflow_stages: tuple[str, ...]
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(EfficientNetLite0, None, "block10"),
+    "efficientnet_lite0": BackboneSpec(EfficientNetLite0, None, "block10", ("block4", "block10", "block15")),
     "resnet18": BackboneSpec(
-        lambda: ResNet(_BasicBlock, (2, 2, 2, 2)), "https://download.pytorch.org/models/resnet18-f37072fd.pth", "layer3"
+        lambda: ResNet(_BasicBlock, (2, 2, 2, 2)), "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+        "layer3",
+        ("layer2", "layer3", "layer4"),
     ),
     "wide_resnet50_2": BackboneSpec(
         lambda: ResNet(_Bottleneck, (3, 4, 6, 3), width=128),
         "https://download.pytorch.org/models/wide_resnet50_2-32ee1156.pth",
         "layer3",
+        ("layer2", "layer3", "layer4"),
     ),
 }
 

@@ -12,13 +12,14 @@ from adedge import __version__
 from adedge.errors import AdedgeError
 from adedge.fileio import atomic_directory
 from adedge.train.backbones import create_backbone, RANDOM_WEIGHTS
+from adedge.train.cflow import CflowHead
 from adedge.train.detector import Detector, Encoder
 from adedge.train.dfm import DFMHead
 
 RUN_FORMAT_VERSION = 1
 RUN_JSON = "run.json"
 CHECKPOINT = "checkpoint.pt"
-HEADS = {"dfm": DFMHead}
+HEADS = {"dfm": DFMHead, "cflow": CflowHead}
 
 
 def save_run(out: Path | str, detector: Detector, info: dict) -> Path:

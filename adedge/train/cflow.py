@@ -1,0 +1,220 @@
+"""CFLOW-AD (Gudovskiy et al., WACV 2022): a conditional normalizing flow per backbone stage.
+
+Training uses FrEIA's AllInOneBlock on cached, frozen-encoder features. For inference the trained
+flows become `FlowStage` modules that keep only the forward direction, run on all B x h x w feature
+vectors at once, gather instead of multiplying by permutation matrices, and hold the positional
+encoding's contribution to the first subnet layer as a constant buffer. Each stage's per-position
+log-likelihood is normalised with a constant fitted on training features, never a batch maximum.
+"""
+
+import math
+from collections.abc import Callable, Iterable
+
+import FrEIA.framework as Ff
+import FrEIA.modules as Fm
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
+
+
+def positional_encoding(channels: int, height: int, width: int) -> torch.Tensor:
+    """2-D sine/cosine encoding [height * width, channels]: first half encodes x, second half y."""
+    quarter = channels // 4
+    frequencies = torch.exp(torch.arange(quarter, dtype=torch.float64) * (-math.log(1e4) * 2 / (channels // 2)))
+    xs = torch.arange(width, dtype=torch.float64)[:, None] * frequencies  # [w, quarter]
+    ys = torch.arange(height, dtype=torch.float64)[:, None] * frequencies
+    along_x = torch.stack([xs.sin(), xs.cos()], 2).reshape(width, 2 * quarter)  # interleaved sin, cos
+    along_y = torch.stack([ys.sin(), ys.cos()], 2).reshape(height, 2 * quarter)
+    grid = torch.cat([along_x[None].expand(height, -1, -1), along_y[:, None].expand(-1, width, -1)], 2)
+    return grid.reshape(height * width, 4 * quarter).float()
+
+
+def _subnet(dims_in: int, dims_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dims_in, 2 * dims_in), nn.ReLU(), nn.Linear(2 * dims_in, dims_out))
+
+
+def build_decoder(channels: int, condition: int, blocks: int, clamp: float) -> Ff.SequenceINN:
+    """The trainable flow: BLOCKS AllInOneBlocks (hard permutations, SOFTPLUS global affine)."""
+    decoder = Ff.SequenceINN(channels)
+    for _ in range(blocks):
+        decoder.append(
+            Fm.AllInOneBlock,
+            cond=0,
+            cond_shape=(condition,),
+            subnet_constructor=_subnet,
+            affine_clamping=clamp,
+            global_affine_type="SOFTPLUS",
+            permute_soft=False,
+        )
+    return decoder
+
+
+def log_likelihood(z: torch.Tensor, log_jac_det: torch.Tensor) -> torch.Tensor:
+    """Per-dimension log-likelihood of flow outputs Z [M, C] under a standard normal."""
+    channels = z.shape[1]
+    return (channels * LOG_NORMAL_CONST - 0.5 * (z**2).sum(1) + log_jac_det) / channels
+
+
+class FlowBlock(nn.Module):
+    """Forward direction of one trained AllInOneBlock, for a fixed grid of positions."""
+
+    def __init__(self, channels: int, condition: int, positions: int, clamp: float) -> None:
+        super().__init__()
+        self.passive = channels - channels // 2
+        self.clamp = clamp
+        hidden = 2 * (self.passive + condition)
+        self.hidden = nn.Linear(self.passive, hidden, bias=False)
+        self.coupling = nn.Linear(hidden, 2 * (channels // 2))  # holds FrEIA's 0.1 factor
+        self.register_buffer("condition_term", torch.zeros(positions, hidden))  # W_c @ encoding + bias
+        self.register_buffer("scale", torch.ones(channels))
+        self.register_buffer("offset", torch.zeros(channels))
+        self.register_buffer("permutation", torch.arange(channels))
+        self.register_buffer("log_scale_sum", torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, log_jac_det: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """X [B * positions, C] in position-major order per image."""
+        x1, x2 = x[:, : self.passive], x[:, self.passive :]
+        positions, hidden = self.condition_term.shape
+        h = (self.hidden(x1).reshape(-1, positions, hidden) + self.condition_term).reshape(-1, hidden)
+        a = self.coupling(F.relu(h))
+        active = x2.shape[1]
+        log_scale = self.clamp * torch.tanh(a[:, :active])
+        x2 = x2 * torch.exp(log_scale) + a[:, active:]
+        x = torch.cat([x1, x2], 1) * self.scale + self.offset
+        return torch.index_select(x, 1, self.permutation), log_jac_det + log_scale.sum(1) + self.log_scale_sum
+
+    @torch.no_grad()
+    def load_trained(self, block: Fm.AllInOneBlock, encoding: torch.Tensor) -> None:
+        """Copy a trained FrEIA block, folding every input-independent term into buffers."""
+        first, last = block.subnet[0], block.subnet[2]
+        self.hidden.weight.copy_(first.weight[:, : self.passive])
+        self.condition_term.copy_(encoding @ first.weight[:, self.passive :].T + first.bias)
+        self.coupling.weight.copy_(0.1 * last.weight)
+        self.coupling.bias.copy_(0.1 * last.bias)
+        scale = block.global_scale_activation(block.global_scale).reshape(-1)
+        self.scale.copy_(scale)
+        self.offset.copy_(block.global_offset.reshape(-1))
+        self.log_scale_sum.copy_(torch.log(scale).sum())
+        self.permutation.copy_(block.w_perm.reshape(len(scale), len(scale)).argmax(1))
+
+
+class FlowStage(nn.Module):
+    """One stage's flow: features [B, C, h, w] -> normalised likelihood [B, h, w] (about 1 where normal)."""
+
+    def __init__(self, name: str, channels: int, height: int, width: int, condition: int, blocks: int, clamp: float) -> None:
+        super().__init__()
+        self.name, self.height, self.width = name, height, width
+        self.blocks = nn.ModuleList(FlowBlock(channels, condition, height * width, clamp) for _ in range(blocks))
+        self.register_buffer("log_likelihood_max", torch.zeros(()))
+
+    def log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
+        """Per-position, per-dimension log-likelihood [B, h, w] (not yet normalised)."""
+        x = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        log_jac_det = torch.zeros_like(x[:, 0])
+        for block in self.blocks:
+            x, log_jac_det = block(x, log_jac_det)
+        return log_likelihood(x, log_jac_det).reshape(-1, self.height, self.width)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.log_likelihood(features) - self.log_likelihood_max)
+
+
+class CflowHead(nn.Module):
+    """Stage features -> anomaly map = stages - sum of upsampled likelihoods; score = its maximum."""
+
+    def __init__(self, stages: list[dict], condition: int = 128, blocks: int = 8, clamp: float = 1.9) -> None:
+        super().__init__()
+        self.stage_specs, self.condition, self.block_count, self.clamp = stages, condition, blocks, clamp
+        self.flows = nn.ModuleList(FlowStage(**spec, condition=condition, blocks=blocks, clamp=clamp) for spec in stages)
+
+    def config(self) -> dict:
+        """Constructor arguments, stored in run.json so the checkpoint can be rebuilt."""
+        return {"stages": self.stage_specs, "condition": self.condition, "blocks": self.block_count, "clamp": self.clamp}
+
+    def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        likelihood = sum(
+            F.interpolate(flow(features[flow.name])[:, None], size=size, mode="bilinear", align_corners=False) for flow in self.flows
+        )
+        anomaly_map = len(self.flows) - likelihood
+        return anomaly_map, anomaly_map.amax(dim=(1, 2, 3))
+
+
+Track = Callable[[Iterable, str], Iterable]
+
+
+def _lr_factor(step: int, steps_per_meta: int, meta_epochs: int, warmup_meta: int) -> float:
+    """Cosine decay over meta-epochs down to 1e-3 of the base rate, after a linear warm-up from 0.1."""
+    meta = min(step // steps_per_meta, meta_epochs - 1)
+    cosine = 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * meta / meta_epochs)) / 2
+    if meta < warmup_meta:
+        progress = step / (steps_per_meta * warmup_meta)
+        cosine_at_end = 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * warmup_meta / meta_epochs)) / 2
+        return 0.1 + (cosine_at_end - 0.1) * progress
+    return cosine
+
+
+def train_decoder(
+    fibers: torch.Tensor,
+    encoding: torch.Tensor,
+    decoder: Ff.SequenceINN,
+    settings: dict,
+    generator: torch.Generator,
+    track: Track,
+    label: str,
+) -> list[float]:
+    """Fit DECODER on FIBERS [N * positions, C] (image-major) with conditions ENCODING [positions, K].
+
+    Loss -logsigmoid(log p / C) on shuffled fiber batches; Adam with warm-up and cosine decay.
+    Returns the mean loss of each epoch.
+    """
+    positions = encoding.shape[0]
+    batch, meta_epochs, sub_epochs = settings["fiber_batch"], settings["meta_epochs"], settings["sub_epochs"]
+    steps_per_epoch = math.ceil(len(fibers) / batch)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=settings["lr"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: _lr_factor(step, steps_per_epoch * sub_epochs, meta_epochs, settings["warmup_meta_epochs"])
+    )
+    losses: list[float] = []
+    decoder.train()
+    for epoch in range(meta_epochs * sub_epochs):
+        order = torch.randperm(len(fibers), generator=generator)
+        total = 0.0
+        description = f"{label} epoch {epoch + 1}/{meta_epochs * sub_epochs}" + (f" loss {losses[-1]:.4f}" if losses else "")
+        for start in track(range(0, len(fibers), batch), description):
+            index = order[start : start + batch]
+            z, log_jac_det = decoder(fibers[index], c=[encoding[index % positions]])
+            loss = -F.logsigmoid(log_likelihood(z, log_jac_det)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(index)
+        losses.append(total / len(fibers))
+    decoder.eval()
+    return losses
+
+
+def fit_cflow_head(
+    features: dict[str, torch.Tensor], settings: dict, seed: int, track: Track
+) -> tuple[CflowHead, dict[str, list[float]]]:
+    """Train one flow per stage on cached training features {stage: [N, C, h, w]}; returns head and losses."""
+    specs = [{"name": name, "channels": f.shape[1], "height": f.shape[2], "width": f.shape[3]} for name, f in features.items()]
+    head = CflowHead(specs, settings["condition"], settings["blocks"], settings["clamp"])
+    generator = torch.Generator().manual_seed(seed)
+    history = {}
+    for flow, (name, stage_features) in zip(head.flows, features.items()):
+        np.random.seed(seed)  # FrEIA draws its permutations from numpy's global RNG
+        torch.manual_seed(seed)
+        channels = stage_features.shape[1]
+        encoding = positional_encoding(settings["condition"], flow.height, flow.width)
+        fibers = stage_features.permute(0, 2, 3, 1).reshape(-1, channels).contiguous()
+        decoder = build_decoder(channels, settings["condition"], settings["blocks"], settings["clamp"])
+        history[name] = train_decoder(fibers, encoding, decoder, settings, generator, track, f"flow {name}")
+        for block, trained in zip(flow.blocks, decoder.module_list):
+            block.load_trained(trained, encoding)
+        with torch.no_grad():
+            flow.log_likelihood_max.fill_(float(flow.log_likelihood(stage_features).max()))
+    return head, history
