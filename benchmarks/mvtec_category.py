@@ -1,9 +1,10 @@
-"""DFM on a real MVTec category: accuracy through the exported bundle, and latency of the same graph
-in torch eager, ONNX Runtime and OpenVINO f32, measured side by side in one run.
+"""A model on a real MVTec category: training time, accuracy through the exported bundle, and latency
+of the same graph in torch eager, ONNX Runtime and OpenVINO f32, measured side by side in one run.
 
-    .venv/bin/python benchmarks/dfm_bottle.py [--data ../shared/data/mvtec/bottle] [--backbone efficientnet_lite0]
+    .venv/bin/python benchmarks/mvtec_category.py --model dfm|cflow [--data ../shared/data/mvtec/bottle]
+        [--backbone efficientnet_lite0]
 
-Writes benchmarks/results/dfm_<category>_<backbone>.md and .json.
+Writes benchmarks/results/<model>_<category>_<backbone>.md and .json.
 """
 
 import argparse
@@ -13,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from common import folder_mb, torch_eager_latency
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
@@ -27,48 +28,35 @@ ROOT = Path(__file__).resolve().parent
 ITERATIONS = 300
 
 
-def torch_eager(run: Path, iterations: int) -> dict[str, float]:
-    """The same Detector graph in torch eager, timed like `adedge bench` (batch 1, after a warm-up)."""
-    detector, info = load_run(run)
-    frame = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, *info["image_size"], 3), dtype=np.uint8))
-    times = []
-    with torch.inference_mode():
-        for index in range(iterations + 20):
-            start = time.perf_counter()
-            detector(frame)
-            if index >= 20:
-                times.append((time.perf_counter() - start) * 1000.0)
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle")
+    parser.add_argument("--model", default="dfm", choices=["dfm", "cflow"])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         run, ov_bundle, onnx_bundle = Path(work) / "run", Path(work) / "ov", Path(work) / "onnx"
         started = time.perf_counter()
-        info = train(TrainConfig(args.data, run, backbone=args.backbone, weights=args.weights))
+        info = train(TrainConfig(args.data, run, model=args.model, backbone=args.backbone, weights=args.weights))
         train_seconds = time.perf_counter() - started
         export_bundle(run, ov_bundle, "openvino")
         export_bundle(run, onnx_bundle, "onnx")
         ov_model = Model.load(ov_bundle)
         metrics = evaluate_bundle(ov_model, args.data)
         latency = {
-            "torch eager": torch_eager(run, ITERATIONS),
+            "torch eager": torch_eager_latency(load_run(run)[0], ITERATIONS),
             "ONNX Runtime": bench(Model.load(onnx_bundle, "onnxruntime"), 1, ITERATIONS),
             "OpenVINO f32": bench(ov_model, 1, ITERATIONS),
         }
-        bundle_mb = sum(p.stat().st_size for p in ov_bundle.iterdir()) / 1e6
-    name = f"dfm_{info['dataset']['category']}_{args.backbone}"
+        bundle_mb = folder_mb(ov_bundle)
+    name = f"{args.model}_{info['dataset']['category']}_{args.backbone}"
     record = {
-        "model": "dfm",
+        "model": args.model,
         "backbone": args.backbone,
         "category": info["dataset"]["category"],
         "image_size": info["image_size"],
-        "components": info["head"]["components"],
+        "stages": info["stages"],
         "calibration": info["calibration"]["method"],
         "train_seconds": round(train_seconds, 1),
         "bundle_mb": round(bundle_mb, 2),
@@ -81,9 +69,9 @@ def main() -> None:
     (results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     eager = latency["torch eager"]["p50_ms"]
     lines = [
-        f"# DFM, {args.backbone}, MVTec AD {record['category']} ({info['image_size'][0]}x{info['image_size'][1]})",
+        f"# {args.model.upper()}, {args.backbone}, MVTec AD {record['category']} ({info['image_size'][0]}x{info['image_size'][1]})",
         "",
-        f"Trained in {record['train_seconds']} s on {info['dataset']['fit_images']} images; {record['components']} PCA components; "
+        f"Trained in {record['train_seconds']} s on {info['dataset']['fit_images']} images (stages {', '.join(info['stages'])}); "
         f"calibration: {record['calibration']}; OpenVINO bundle {record['bundle_mb']} MB.",
         "",
         "| image AUROC | pixel AUROC | F1-max | F1 at threshold | PRO |",

@@ -1,0 +1,27 @@
+"""Helpers shared by the benchmark scripts: timing torch eager like `adedge bench` times a bundle."""
+
+import time
+
+import numpy as np
+import torch
+
+from adedge.train.detector import Detector
+
+WARMUP = 20
+
+
+def torch_eager_latency(detector: Detector, iterations: int, batch: int = 1) -> dict[str, float]:
+    """Median and p99 ms of the Detector graph in torch eager on random frames, after a warm-up."""
+    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch, *detector.image_size, 3), dtype=np.uint8))
+    times = []
+    with torch.inference_mode():
+        for index in range(iterations + WARMUP):
+            start = time.perf_counter()
+            detector(frames)
+            if index >= WARMUP:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def folder_mb(folder) -> float:
+    return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
