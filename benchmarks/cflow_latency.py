@@ -13,7 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from common import folder_mb, torch_eager_latency
+from common import folder_mb, machine_description, torch_eager_latency
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
@@ -57,6 +57,8 @@ def main() -> None:
     (results / "cflow_latency.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "# CFLOW latency, 256x256, batch 1 (median ms; same graph, same run)",
+        "",
+        f"Machine: {machine_description()}.",
         "",
         "| backbone | weights | torch eager p50 | OpenVINO f32 p50 | OpenVINO f32 p99 | speed-up | bundle MB |",
         "|---|---|---|---|---|---|---|",

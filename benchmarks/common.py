@@ -1,5 +1,6 @@
 """Helpers shared by the benchmark scripts: timing torch eager like `adedge bench` times a bundle."""
 
+import os
 import time
 
 import numpy as np
@@ -21,6 +22,15 @@ def torch_eager_latency(detector: Detector, iterations: int, batch: int = 1) -> 
             if index >= WARMUP:
                 times.append((time.perf_counter() - start) * 1000.0)
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def machine_description() -> str:
+    """The CPU as OpenVINO sees it, so that every result says what it was measured on."""
+    import openvino as ov
+
+    core = ov.Core()
+    capabilities = ", ".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return f"{core.get_property('CPU', 'FULL_DEVICE_NAME')} ({capabilities}), {os.cpu_count()} cores"
 
 
 def folder_mb(folder) -> float:

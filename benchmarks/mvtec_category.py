@@ -9,13 +9,12 @@ Writes benchmarks/results/<model>_<category>_<backbone>.md and .json.
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import folder_mb, torch_eager_latency
+from common import folder_mb, machine_description, torch_eager_latency
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
@@ -62,7 +61,7 @@ def main() -> None:
         "bundle_mb": round(bundle_mb, 2),
         "metrics": metrics,
         "latency_batch1": latency,
-        "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+        "machine": f"{machine_description()}, torch threads {torch.get_num_threads()}",
     }
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
@@ -72,7 +71,7 @@ def main() -> None:
         f"# {args.model.upper()}, {args.backbone}, MVTec AD {record['category']} ({info['image_size'][0]}x{info['image_size'][1]})",
         "",
         f"Trained in {record['train_seconds']} s on {info['dataset']['fit_images']} images (stages {', '.join(info['stages'])}); "
-        f"calibration: {record['calibration']}; OpenVINO bundle {record['bundle_mb']} MB.",
+        f"calibration: {record['calibration']}; OpenVINO bundle {record['bundle_mb']} MB. Machine: {record['machine']}.",
         "",
         "| image AUROC | pixel AUROC | F1-max | F1 at threshold | PRO |",
         "|---|---|---|---|---|",
