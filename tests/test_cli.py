@@ -91,6 +91,8 @@ def test_same_seed_same_model(synthetic, tmp_path):
     assert invoke("train", "--data", synthetic, "--out", tmp_path / "c", "--image-size", 64, "--seed", 6).exit_code == 0
     third = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
     assert not torch.equal(first["head.mean"], third["head.mean"])  # another seed holds back other images
+    held = [json.loads((tmp_path / name / "run.json").read_text())["dataset"]["held_back"] for name in "abc"]
+    assert held[0] == held[1] != held[2] and len(held[0]) == 3 and all(h.startswith("train/good/") for h in held[0])
 
 
 @pytest.mark.skipif(os.environ.get("ADEDGE_SKIP_DEMO") == "1", reason="ADEDGE_SKIP_DEMO=1")

@@ -158,6 +158,7 @@ def train(config: TrainConfig, track: Track = _no_progress) -> dict:
             "layout": dataset.layout,
             "fit_images": len(fit_samples),
             "held_back_images": len(held_back),
+            "held_back": [str(s.path.relative_to(dataset.root)) for s in held_back],
         },
         "seed": config.seed,
         "losses": history,
