@@ -125,3 +125,14 @@ def test_synthetic_dataset_is_deterministic_and_has_real_defects(tmp_path):
     assert any((first / f).read_bytes() != (other / f).read_bytes() for f in files)
     for defect in DEFECTS:
         assert load_mask(first / "ground_truth" / defect / "000_mask.png", (64, 64)).sum() > 5
+
+
+def test_ground_truth_is_resized_to_the_model_size(synthetic):
+    from adedge.data.datasets import ground_truth
+
+    samples = open_dataset(synthetic).test
+    bad = next(s for s in samples if s.anomalous)
+    full = load_mask(bad.mask_path, (128, 128))
+    small = ground_truth(bad, (32, 32))
+    assert small.shape == (32, 32) and small.any() and (small == resize_mask(full, (32, 32))).all()
+    assert not ground_truth(next(s for s in samples if not s.anomalous), (32, 32)).any()

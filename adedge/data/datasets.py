@@ -9,7 +9,10 @@ Plain folder layout:
 from dataclasses import dataclass
 from pathlib import Path
 
-from adedge.data.images import is_image_file
+import numpy as np
+from PIL import Image
+
+from adedge.data.images import is_image_file, load_mask, resize_mask
 from adedge.errors import AdedgeError
 
 GOOD = "good"
@@ -115,3 +118,12 @@ def require_test_images(dataset: Dataset) -> list[Sample]:
             f"{dataset.root} needs both good and anomalous labelled images; found {good} good and {anomalous} anomalous"
         )
     return dataset.test
+
+
+def ground_truth(sample: Sample, size: tuple[int, int]) -> np.ndarray:
+    """The sample's defect mask at SIZE (H, W): all False for a good image."""
+    if not sample.anomalous or sample.mask_path is None:
+        return np.zeros(size, bool)
+    with Image.open(sample.path) as image:  # reads the header only
+        image_size = (image.height, image.width)
+    return resize_mask(load_mask(sample.mask_path, image_size), size)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from adedge.data.datasets import open_dataset, require_test_images
-from adedge.data.images import load_image, load_mask, resize_image, resize_mask
+from adedge.data.datasets import ground_truth, open_dataset, require_test_images
+from adedge.data.images import load_batch
 from adedge.metrics import evaluate
 from adedge.runtime.bundle import THRESHOLD
 from adedge.runtime.model import Model
@@ -27,13 +27,10 @@ def evaluate_bundle(
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     maps, scores, masks = [], [], []
     for batch in track(batches, "evaluating"):
-        images = [load_image(s.path) for s in batch]
-        batch_maps, batch_scores = model.infer(np.stack([resize_image(i, size) for i in images]))
+        batch_maps, batch_scores = model.infer(load_batch([s.path for s in batch], size))
         maps.append(batch_maps)
         scores.append(batch_scores)
-        for sample, image in zip(batch, images):
-            mask = load_mask(sample.mask_path, image.shape[:2]) if sample.mask_path else np.zeros(image.shape[:2], bool)
-            masks.append(resize_mask(mask, size))
+        masks += [ground_truth(s, size) for s in batch]
     labels = np.array([s.anomalous for s in samples])
     has_masks = all(s.mask_path for s in samples if s.anomalous)
     metrics = evaluate(

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adedge.data.datasets import Sample, open_dataset, require_test_images, require_train_images
-from adedge.data.images import load_batch, load_mask
+from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images, require_train_images
+from adedge.data.images import load_batch
 from adedge.errors import AdedgeError
 from adedge.train.backbones import backbone_spec, create_backbone
 from adedge.train.calibration import Calibration, calibrate_on_good, calibrate_on_labelled
@@ -92,7 +92,7 @@ def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample],
     labels = np.array([s.anomalous for s in samples])
     masks = None
     if all(s.mask_path for s in samples if s.anomalous):
-        masks = np.stack([load_mask(s.mask_path, size) if s.anomalous else np.zeros(size, bool) for s in samples])
+        masks = np.stack([ground_truth(s, size) for s in samples])
     return calibrate_on_labelled(scores, labels, maps, masks)
 
 
