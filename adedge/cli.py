@@ -23,6 +23,9 @@ err_console = Console(stderr=True)
 
 
 def _progress(items, description: str):
+    """A progress bar on a terminal; nothing when stderr is a log file or a pipe."""
+    if not err_console.is_terminal:
+        return items
     return track(items, description=description, console=err_console, transient=True)
 
 
