@@ -1,4 +1,4 @@
-"""Convert the ONNX graph to OpenVINO IR, with the bundle metadata in the IR's runtime info.
+"""OpenVINO IR from the ONNX graph, with the bundle metadata in the IR's runtime info.
 
 Converted from the ONNX file, never from the torch module: ov.convert_model(module) silently drops
 Softplus' beta (see ENVIRONMENT.md).
@@ -12,9 +12,12 @@ import openvino as ov
 RT_INFO_ROOT = "adedge"
 
 
-def export_openvino(onnx_path: Path, xml_path: Path, precision: str, metadata: dict) -> Path:
-    """Write model.xml/.bin; fp16 compresses the weights, everything else keeps them fp32."""
-    model = ov.convert_model(str(onnx_path))
+def convert_onnx(onnx_path: Path) -> ov.Model:
+    return ov.convert_model(str(onnx_path))
+
+
+def save_openvino(model: ov.Model, xml_path: Path, precision: str, metadata: dict) -> Path:
+    """Write model.xml/.bin with METADATA as runtime info; fp16 compresses the weights, others keep fp32."""
     for key, value in metadata.items():
         model.set_rt_info(json.dumps(value), [RT_INFO_ROOT, key])
     ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")

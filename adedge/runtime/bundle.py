@@ -17,7 +17,7 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("anomaly_map", "score")
 THRESHOLD = 0.5
 FORMATS = {"openvino": "model.xml", "onnx": "model.onnx"}
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def sha256_file(path: Path) -> str:

@@ -11,9 +11,10 @@ from adedge.errors import AdedgeError
 from adedge.runtime.bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
 
 BACKENDS = ("openvino", "onnxruntime")
-# fp16 IR weights are widened on load; f32 arithmetic keeps parity with the trained model (the CPU
-# plugin would otherwise pick bf16 on CPUs that have it)
-INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32"}
+# The hint each bundle precision runs with. fp16 IR weights are widened on load and int8 bundles keep
+# their float parts in f32, for parity with the trained model (the CPU plugin would otherwise pick bf16
+# on CPUs that have it); bf16 asks for bf16 arithmetic, which CPUs without bf16 support run as f32.
+INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 class Engine(Protocol):
