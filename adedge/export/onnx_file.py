@@ -1,14 +1,11 @@
 """Write the Detector as one ONNX graph: uint8 [N, H, W, 3] -> anomaly_map [N, 1, H, W], score [N]."""
 
-import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 import torch
 
 from adedge.errors import AdedgeError
+from adedge.export.quiet import quiet
 from adedge.runtime.bundle import INPUT_NAME, OUTPUT_NAMES
 from adedge.train.detector import Detector
 
@@ -20,12 +17,8 @@ def export_onnx(detector: Detector, path: Path) -> Path:
     height, width = detector.image_size
     example = torch.zeros(2, height, width, 3, dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)  # it warns that torchvision's ops are absent: irrelevant here
     try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # progress lines, deprecations
-            warnings.simplefilter("ignore")
+        with quiet("torch.onnx"):  # it warns that torchvision's ops are absent: irrelevant here
             torch.onnx.export(
                 detector.eval(),
                 (example,),
@@ -39,6 +32,4 @@ def export_onnx(detector: Detector, path: Path) -> Path:
             )
     except Exception as exc:
         raise AdedgeError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
-    finally:
-        exporter_log.setLevel(level)
     return path

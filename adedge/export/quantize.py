@@ -17,6 +17,7 @@ from adedge.data.datasets import open_dataset
 from adedge.data.images import load_batch
 from adedge.data.synthetic import add_defect
 from adedge.errors import AdedgeError
+from adedge.export.quiet import quiet
 from adedge.metrics import evaluate
 
 CALIBRATION_IMAGES = 300
@@ -72,7 +73,8 @@ def quantize_int8(model: ov.Model, info: dict, max_drop: float) -> tuple[ov.Mode
     reference = _accuracy(model, images, labels, masks)
     attempts = []
     for mode, ignored in (("all layers", None), ("convolutions only", nncf.IgnoredScope(types=HEAD_OP_TYPES, validate=False))):
-        quantized = nncf.quantize(model, dataset, subset_size=len(calibration), ignored_scope=ignored)
+        with quiet("nncf"):
+            quantized = nncf.quantize(model, dataset, subset_size=len(calibration), ignored_scope=ignored)
         measured = _accuracy(quantized, images, labels, masks)
         drop = max(reference[k] - measured[k] for k in reference)
         attempts.append({"mode": mode, **measured, "drop": drop})
