@@ -1,0 +1,95 @@
+"""Latency side by side: model x backbone x precision x engine, 256x256, on this machine, in one run.
+
+For each model (dfm, cflow) and backbone: torch eager (the trained Detector), ONNX Runtime (fp32) and
+OpenVINO at every precision; batch-1 p50/p99, the best throughput over batch sizes 1-8, and the
+runtime's peak RSS (each engine timed in a fresh process without torch). Timing does not depend on
+what was learned, so models are fitted briefly on a few synthetic images (random backbone weights
+where no pretrained file exists offline); INT8 is exported with its accuracy bound lifted, since
+accuracy is accuracy.py's job (the table names which INT8 mode was timed).
+
+    .venv/bin/python benchmarks/latency.py [--backbones efficientnet_lite0,wide_resnet50_2] [--models dfm,cflow]
+
+Writes benchmarks/results/latency.md and .json.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import folder_mb, machine_description, torch_eager_latency
+
+from adedge.data.synthetic import generate_synthetic
+from adedge.export.exporter import export_bundle
+from adedge.train.checkpoint import load_run
+from adedge.train.trainer import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+PRETRAINED_OFFLINE = {"efficientnet_lite0"}
+
+
+def probe(bundle: Path, backend: str, iterations: int) -> dict:
+    command = [sys.executable, str(ROOT / "runtime_probe.py"), str(bundle), "--backend", backend, "--iterations", str(iterations)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def measure(model: str, backbone: str, data: Path, work: Path, iterations: int) -> list[dict]:
+    run = work / f"{model}-{backbone}"
+    weights = None if backbone in PRETRAINED_OFFLINE else "random"
+    train(TrainConfig(data, run, model=model, backbone=backbone, weights=weights, meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0))
+    eager = torch_eager_latency(load_run(run)[0], iterations)
+    rows = [{"engine": "torch eager", "precision": "fp32", **eager}]
+    onnx = work / f"{run.name}-onnx"
+    export_bundle(run, onnx, "onnx")
+    rows.append({"engine": "ONNX Runtime", "precision": "fp32", **probe(onnx, "onnxruntime", iterations), "bundle_mb": folder_mb(onnx)})
+    for precision in PRECISIONS:
+        bundle = work / f"{run.name}-{precision}"
+        metadata = export_bundle(run, bundle, "openvino", precision, max_drop=1.0)
+        label = f"int8 ({metadata['quantization']['mode']})" if precision == "int8" else precision
+        rows.append({"engine": "OpenVINO", "precision": label, **probe(bundle, "openvino", iterations), "bundle_mb": folder_mb(bundle)})
+    return [{"model": model, "backbone": backbone, **row} for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="dfm,cflow")
+    parser.add_argument("--backbones", default="efficientnet_lite0,wide_resnet50_2")
+    parser.add_argument("--iterations", type=int, default=100)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        data = generate_synthetic(Path(work) / "data", train=6, test_good=0, per_defect=0)
+        for model in args.models.split(","):
+            for backbone in args.backbones.split(","):
+                rows += measure(model, backbone, data, Path(work), args.iterations)
+    machine = machine_description()
+    results = ROOT / "results"
+    results.mkdir(exist_ok=True)
+    (results / "latency.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    lines = [
+        "# Latency, 256x256 (ms; throughput at the best batch size of 1-8; peak RSS of the runtime process)",
+        "",
+        f"Machine: {machine}. All rows of one table were measured in one run.",
+        "",
+        "| model | backbone | engine | precision | p50 ms | p99 ms | vs torch eager | throughput fps (batch) | peak RSS MB | bundle MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    eager = {(r["model"], r["backbone"]): r["p50_ms"] for r in rows if r["engine"] == "torch eager"}
+    for r in rows:
+        speedup = eager[(r["model"], r["backbone"])] / r["p50_ms"]
+        throughput = f"{r['throughput_fps']:.0f} ({r['best_batch']})" if "throughput_fps" in r else ""
+        rss = f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else ""
+        size = f"{r['bundle_mb']:.1f}" if "bundle_mb" in r else ""
+        lines.append(
+            f"| {r['model']} | {r['backbone']} | {r['engine']} | {r['precision']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{speedup:.2f}x | {throughput} | {rss} | {size} |"
+        )
+    (results / "latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
