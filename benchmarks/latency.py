@@ -9,7 +9,7 @@ accuracy is accuracy.py's job (the table names which INT8 mode was timed).
 
     .venv/bin/python benchmarks/latency.py [--backbones efficientnet_lite0,wide_resnet50_2] [--models dfm,cflow]
 
-Writes benchmarks/results/latency.md and .json.
+Writes benchmarks/results/NAME.md and .json (--name, default latency): one table per run.
 """
 
 import argparse
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--models", default="dfm,cflow")
     parser.add_argument("--backbones", default="efficientnet_lite0,wide_resnet50_2")
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--name", default="latency", help="Results file name (without suffix).")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as work:
@@ -68,7 +69,7 @@ def main() -> None:
     machine = machine_description()
     results = ROOT / "results"
     results.mkdir(exist_ok=True)
-    (results / "latency.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    (results / f"{args.name}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Latency, 256x256 (ms; throughput at the best batch size of 1-8; peak RSS of the runtime process)",
         "",
@@ -87,7 +88,7 @@ def main() -> None:
             f"| {r['model']} | {r['backbone']} | {r['engine']} | {r['precision']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{speedup:.2f}x | {throughput} | {rss} | {size} |"
         )
-    (results / "latency.md").write_text("\n".join(lines) + "\n")
+    (results / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
