@@ -22,7 +22,8 @@ from adedge.metrics import evaluate
 
 CALIBRATION_IMAGES = 300
 DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
-# everything a backbone is not made of: what stays in float when only convolutions are quantised
+# the op types NNCF would otherwise quantise besides convolutions (heads, resizing, normalisation, and
+# the backbone's residual Adds): kept in float when only convolutions are quantised
 HEAD_OP_TYPES = ["MatMul", "Interpolate", "ReduceMax", "ReduceSum", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Subtract", "Divide", "Power", "Add"]
 BATCH = 8
 
@@ -36,7 +37,7 @@ def _images(info: dict) -> tuple[list[Path], list[Path]]:
     dataset = open_dataset(root)
     held_back = {root / name for name in dataset_info.get("held_back", [])}
     fit = [s.path for s in dataset.train if s.path not in held_back]
-    validation = sorted(held_back) or fit[:: max(1, len(fit) // 20)]
+    validation = sorted(held_back) or fit[:: max(1, len(fit) // 20)]  # a --val-data run held none back
     return fit, validation
 
 
