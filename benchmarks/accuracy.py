@@ -10,11 +10,10 @@ Writes benchmarks/results/accuracy.md and .json.
 """
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from common import machine_description
+from common import machine_description, write_results
 
 from adedge.errors import AdedgeError
 from adedge.export.exporter import export_bundle
@@ -63,9 +62,6 @@ def main() -> None:
             for model in args.models.split(","):
                 rows += measure(category, model, Path(work))
     machine = machine_description()
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / "accuracy.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Accuracy through the exported bundle (efficientnet_lite0, 256x256, OpenVINO)",
         "",
@@ -83,8 +79,7 @@ def main() -> None:
                 f"| {r['category']} | {r['model']} | {r['precision']} | {r['image_auroc']:.4f} | {r['pixel_auroc']:.4f} | "
                 f"{r['image_f1_max']:.4f} | {r['pro']:.4f} | {published} |"
             )
-    (results / "accuracy.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("accuracy", {"machine": machine, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

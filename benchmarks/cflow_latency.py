@@ -9,11 +9,10 @@ Writes benchmarks/results/cflow_latency.md and .json.
 """
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-from common import folder_mb, machine_description, torch_eager_latency
+from common import folder_mb, machine_description, torch_eager_latency, write_results
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
@@ -22,7 +21,6 @@ from adedge.runtime.bench import bench
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parent
 ITERATIONS = 100
 PRETRAINED_OFFLINE = {"efficientnet_lite0"}
 
@@ -52,9 +50,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         data = generate_synthetic(Path(work) / "data", train=6, test_good=0, per_defect=0)
         rows = [measure(name, Path(work), data) for name in args.backbones.split(",")]
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / "cflow_latency.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "# CFLOW latency, 256x256, batch 1 (median ms; same graph, same run)",
         "",
@@ -68,8 +63,7 @@ def main() -> None:
             f"| {r['backbone']} | {r['weights']} | {r['torch_eager_p50_ms']:.1f} | {r['openvino_f32_p50_ms']:.1f} | "
             f"{r['openvino_f32_p99_ms']:.1f} | {r['speedup']:.2f}x | {r['bundle_mb']:.1f} |"
         )
-    (results / "cflow_latency.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("cflow_latency", rows, lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Helpers shared by the benchmark scripts: timing torch eager like `adedge bench` times a bundle."""
 
+import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,3 +37,12 @@ def machine_description() -> str:
 
 def folder_mb(folder) -> float:
     return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+
+
+def write_results(name: str, record: object, lines: list[str]) -> None:
+    """Save RECORD as results/NAME.json and the table LINES as results/NAME.md, and print the table."""
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

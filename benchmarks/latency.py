@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import folder_mb, machine_description, torch_eager_latency
+from common import folder_mb, machine_description, torch_eager_latency, write_results
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
@@ -67,9 +67,6 @@ def main() -> None:
             for backbone in args.backbones.split(","):
                 rows += measure(model, backbone, data, Path(work), args.iterations)
     machine = machine_description()
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"{args.name}.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Latency, 256x256 (ms; throughput at the best batch size of 1-8; peak RSS of the runtime process)",
         "",
@@ -88,8 +85,7 @@ def main() -> None:
             f"| {r['model']} | {r['backbone']} | {r['engine']} | {r['precision']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{speedup:.2f}x | {throughput} | {rss} | {size} |"
         )
-    (results / f"{args.name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.name, {"machine": machine, "rows": rows}, lines)
 
 
 if __name__ == "__main__":

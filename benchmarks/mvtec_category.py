@@ -8,13 +8,12 @@ Writes benchmarks/results/<model>_<category>_<backbone>.md and .json.
 """
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from common import folder_mb, machine_description, torch_eager_latency
+from common import folder_mb, machine_description, torch_eager_latency, write_results
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
@@ -63,9 +62,6 @@ def main() -> None:
         "latency_batch1": latency,
         "machine": f"{machine_description()}, torch threads {torch.get_num_threads()}",
     }
-    results = ROOT / "results"
-    results.mkdir(exist_ok=True)
-    (results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     eager = latency["torch eager"]["p50_ms"]
     lines = [
         f"# {args.model.upper()}, {args.backbone}, MVTec AD {record['category']} ({info['image_size'][0]}x{info['image_size'][1]})",
@@ -84,8 +80,7 @@ def main() -> None:
     ]
     for engine, figures in latency.items():
         lines.append(f"| {engine} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {eager / figures['p50_ms']:.2f}x |")
-    (results / f"{name}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(name, record, lines)
 
 
 if __name__ == "__main__":
