@@ -36,10 +36,7 @@ def user_errors(command: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except AdedgeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except OSError as exc:  # permission denied, disk full, read-only folder: the user's to fix
+        except (AdedgeError, OSError) as exc:  # OSError: permission denied, disk full, read-only folder
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

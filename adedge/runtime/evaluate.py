@@ -1,6 +1,5 @@
 """`adedge eval`: run a bundle over a labelled folder and compute the metrics on what ships."""
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -8,18 +7,16 @@ import numpy as np
 from adedge.data.datasets import ground_truth, open_dataset, require_test_images
 from adedge.data.images import load_batch
 from adedge.metrics import evaluate
+from adedge.progress import Track, no_progress
 from adedge.runtime.bundle import THRESHOLD
 from adedge.runtime.model import Model
-
-Track = Callable[[Iterable, str], Iterable]
-
 
 def evaluate_bundle(
     model: Model,
     data: Path | str,
     category: str | None = None,
     batch_size: int = 8,
-    track: Track = lambda items, description: items,
+    track: Track = no_progress,
 ) -> dict[str, float]:
     """Image AUROC, pixel AUROC, F1-max, F1 at the bundle's threshold and PRO, at the model's input size."""
     samples = require_test_images(open_dataset(data, category))

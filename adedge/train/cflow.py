@@ -8,7 +8,6 @@ log-likelihood is normalised with a constant fitted on training features, never 
 """
 
 import math
-from collections.abc import Callable, Iterable
 
 import FrEIA.framework as Ff
 import FrEIA.modules as Fm
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from adedge.progress import Track
 
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
 
@@ -142,18 +143,16 @@ class CflowHead(nn.Module):
         return anomaly_map, anomaly_map.amax(dim=(1, 2, 3))
 
 
-Track = Callable[[Iterable, str], Iterable]
-
-
 def _lr_factor(step: int, steps_per_meta: int, meta_epochs: int, warmup_meta: int) -> float:
     """Cosine decay over meta-epochs down to 1e-3 of the base rate, after a linear warm-up from 0.1."""
+
+    def cosine(meta: int) -> float:
+        return 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * meta / meta_epochs)) / 2
+
     meta = min(step // steps_per_meta, meta_epochs - 1)
-    cosine = 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * meta / meta_epochs)) / 2
     if meta < warmup_meta:
-        progress = step / (steps_per_meta * warmup_meta)
-        cosine_at_end = 1e-3 + (1 - 1e-3) * (1 + math.cos(math.pi * warmup_meta / meta_epochs)) / 2
-        return 0.1 + (cosine_at_end - 0.1) * progress
-    return cosine
+        return 0.1 + (cosine(warmup_meta) - 0.1) * step / (steps_per_meta * warmup_meta)
+    return cosine(meta)
 
 
 def train_decoder(

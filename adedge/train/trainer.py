@@ -2,7 +2,7 @@
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import torch
 from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images, require_train_images
 from adedge.data.images import load_batch
 from adedge.errors import AdedgeError
+from adedge.progress import Track, no_progress
 from adedge.train.backbones import backbone_spec, create_backbone
 from adedge.train.calibration import Calibration, calibrate_on_good, calibrate_on_labelled
 from adedge.train.cflow import fit_cflow_head
@@ -19,13 +20,8 @@ from adedge.train.checkpoint import save_run
 from adedge.train.detector import Detector, Encoder
 from adedge.train.dfm import fit_dfm_head
 
-Track = Callable[[Iterable, str], Iterable]
 MODELS = ("dfm", "cflow")
 HOLD_BACK_SHARE = 0.1
-
-
-def _no_progress(items: Iterable, description: str) -> Iterable:
-    return items
 
 
 @dataclass(frozen=True)
@@ -110,7 +106,7 @@ def _check_cflow(config: TrainConfig) -> None:
         raise AdedgeError("CFLOW needs --lr > 0, --clamp > 0 and a --condition that is a positive multiple of 4")
 
 
-def train(config: TrainConfig, track: Track = _no_progress) -> dict:
+def train(config: TrainConfig, track: Track = no_progress) -> dict:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     if config.model not in MODELS:
         raise AdedgeError(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}")
