@@ -3,9 +3,13 @@
 The drop is measured on the run's held-back good images and on copies of them carrying synthetic
 defects (the only labelled data a good-images-only run has): image and pixel AUROC of the INT8 graph
 against the float graph. If quantising every layer NNCF would loses more than the bound, the heads
-(PCA, flows: their matmul, exp, tanh and log-det path), resizing and score normalisation stay in
-float and only the backbone's convolutions are quantised; if that still loses too much, nothing is
-exported and the user is told by how much.
+(PCA, flows: their matmul, exp, tanh and log-det path), resizing, score normalisation and the stem
+stay in float and only the backbone's later convolutions are quantised; if that still loses too
+much, nothing is exported and the user is told by how much.
+
+The stem matters more than its 3% of the FLOPs: on MVTec bottle, quantising every convolution cost
+CFLOW 0.9 and DFM 1.2 points of pixel AUROC, keeping the first two in float 0.02 and 0.18, and the
+synthetic-defect proxy had not seen the difference.
 """
 
 from pathlib import Path
@@ -25,6 +29,7 @@ DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
 # the op types NNCF would otherwise quantise besides convolutions (heads, resizing, normalisation, and
 # the backbone's residual Adds): kept in float when only convolutions are quantised
 HEAD_OP_TYPES = ["MatMul", "Interpolate", "ReduceMax", "ReduceSum", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Subtract", "Divide", "Power", "Add"]
+STEM_CONVOLUTIONS = 2  # the first convolutions in graph order: the stem and the first block's
 BATCH = 8
 
 
@@ -72,8 +77,10 @@ def quantize_int8(model: ov.Model, info: dict, max_drop: float) -> tuple[ov.Mode
     dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
     images, labels, masks = _validation_set(validation, size, info.get("seed", 0))
     reference = _accuracy(model, images, labels, masks)
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    stem = nncf.IgnoredScope(types=HEAD_OP_TYPES, names=convolutions[:STEM_CONVOLUTIONS], validate=False)
     attempts = []
-    for mode, ignored in (("all layers", None), ("convolutions only", nncf.IgnoredScope(types=HEAD_OP_TYPES, validate=False))):
+    for mode, ignored in (("all layers", None), ("convolutions after the stem", stem)):
         with quiet("nncf"):
             quantized = nncf.quantize(model, dataset, subset_size=len(calibration), ignored_scope=ignored)
         measured = _accuracy(quantized, images, labels, masks)
