@@ -4,8 +4,8 @@ For each model (dfm, cflow) and backbone: torch eager (the trained Detector), ON
 OpenVINO at every precision; batch-1 p50/p99, the best throughput over batch sizes 1-8, and the
 runtime's peak RSS (each engine timed in a fresh process without torch). Timing does not depend on
 what was learned, so models are fitted briefly on a few synthetic images (random backbone weights
-where no pretrained file exists offline); INT8 is exported with its accuracy bound lifted, since
-accuracy is accuracy.py's job (the table names which INT8 mode was timed).
+where no pretrained file exists offline); INT8 is timed in each of its modes with the accuracy bound
+lifted, since accuracy is accuracy.py's job.
 
     .venv/bin/python benchmarks/latency.py [--backbones efficientnet_lite0,wide_resnet50_2] [--models dfm,cflow]
 
@@ -23,11 +23,13 @@ from common import folder_mb, machine_description, torch_eager_latency, write_re
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
+from adedge.export.quantize import INT8_MODES
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# (table label, precision, INT8 modes to try): each INT8 mode gets a row of its own
+VARIANTS = [(p, p, INT8_MODES) for p in ("fp32", "fp16", "bf16")] + [(f"int8 ({m})", "int8", (m,)) for m in INT8_MODES]
 PRETRAINED_OFFLINE = {"efficientnet_lite0"}
 
 
@@ -45,10 +47,9 @@ def measure(model: str, backbone: str, data: Path, work: Path, iterations: int) 
     onnx = work / f"{run.name}-onnx"
     export_bundle(run, onnx, "onnx")
     rows.append({"engine": "ONNX Runtime", "precision": "fp32", **probe(onnx, "onnxruntime", iterations), "bundle_mb": folder_mb(onnx)})
-    for precision in PRECISIONS:
-        bundle = work / f"{run.name}-{precision}"
-        metadata = export_bundle(run, bundle, "openvino", precision, max_drop=1.0)
-        label = f"int8 ({metadata['quantization']['mode']})" if precision == "int8" else precision
+    for index, (label, precision, modes) in enumerate(VARIANTS):
+        bundle = work / f"{run.name}-{index}"
+        export_bundle(run, bundle, "openvino", precision, max_drop=1.0, int8_modes=modes)
         rows.append({"engine": "OpenVINO", "precision": label, **probe(bundle, "openvino", iterations), "bundle_mb": folder_mb(bundle)})
     return [{"model": model, "backbone": backbone, **row} for row in rows]
 

@@ -9,7 +9,7 @@ from adedge import __version__
 from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx
 from adedge.export.openvino_ir import convert_onnx, save_openvino
-from adedge.export.quantize import DEFAULT_MAX_DROP, quantize_int8
+from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, quantize_int8
 from adedge.fileio import atomic_directory
 from adedge.runtime.bundle import (
     BUNDLE_FORMAT_VERSION,
@@ -45,12 +45,18 @@ def bundle_metadata(info: dict, fmt: str, precision: str) -> dict:
 
 
 def export_bundle(
-    run_dir: Path | str, out: Path | str, fmt: str = "openvino", precision: str = "fp32", max_drop: float = DEFAULT_MAX_DROP
+    run_dir: Path | str,
+    out: Path | str,
+    fmt: str = "openvino",
+    precision: str = "fp32",
+    max_drop: float = DEFAULT_MAX_DROP,
+    int8_modes: tuple[str, ...] = INT8_MODES,
 ) -> dict:
     """Export RUN_DIR's detector as one graph to OUT; returns the bundle's metadata.
 
     fp16 compresses the IR's weights; bf16 keeps fp32 weights and asks the runtime for bf16
-    arithmetic; int8 quantises with NNCF, losing at most MAX_DROP image or pixel AUROC.
+    arithmetic; int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP
+image or pixel AUROC (benchmarks pick one mode to time it).
     """
     if fmt not in FORMATS:
         raise AdedgeError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -69,7 +75,7 @@ def export_bundle(
             with tempfile.TemporaryDirectory() as work:
                 model = convert_onnx(export_onnx(detector, Path(work) / FORMATS["onnx"]))
                 if precision == "int8":
-                    model, metadata["quantization"] = quantize_int8(model, info, max_drop)
+                    model, metadata["quantization"] = quantize_int8(model, info, max_drop, int8_modes)
                 xml = save_openvino(model, scratch / FORMATS["openvino"], precision, metadata)
             files = [xml, xml.with_suffix(".bin")]
         metadata["files"] = {f.name: sha256_file(f) for f in files}

@@ -67,8 +67,12 @@ def _accuracy(model: ov.Model, images: np.ndarray, labels: np.ndarray, masks: np
     return {"image_auroc": metrics["image_auroc"], "pixel_auroc": metrics["pixel_auroc"]}
 
 
-def quantize_int8(model: ov.Model, info: dict, max_drop: float) -> tuple[ov.Model, dict]:
-    """Quantise MODEL (the float graph of run INFO); returns the INT8 model and what was measured."""
+INT8_MODES = ("all layers", "convolutions after the stem")  # tried in this order
+
+
+def quantize_int8(model: ov.Model, info: dict, max_drop: float, modes: tuple[str, ...] = INT8_MODES) -> tuple[ov.Model, dict]:
+    """Quantise MODEL (the float graph of run INFO) in the first of MODES that loses at most MAX_DROP;
+    returns the INT8 model and what was measured."""
     import nncf
 
     size = tuple(info["image_size"])
@@ -79,8 +83,10 @@ def quantize_int8(model: ov.Model, info: dict, max_drop: float) -> tuple[ov.Mode
     reference = _accuracy(model, images, labels, masks)
     convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
     stem = nncf.IgnoredScope(types=HEAD_OP_TYPES, names=convolutions[:STEM_CONVOLUTIONS], validate=False)
+    ignored_scopes = dict(zip(INT8_MODES, (None, stem)))
     attempts = []
-    for mode, ignored in (("all layers", None), ("convolutions after the stem", stem)):
+    for mode in modes:
+        ignored = ignored_scopes[mode]
         with quiet("nncf"):
             quantized = nncf.quantize(model, dataset, subset_size=len(calibration), ignored_scope=ignored)
         measured = _accuracy(quantized, images, labels, masks)
