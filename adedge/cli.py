@@ -3,10 +3,12 @@
 Training and export import torch lazily, so predict/eval/bench run on a torch-free install.
 """
 
+import contextlib
 import functools
-import glob
 import json
-import time
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,61 +121,60 @@ def export_command(
         out_console.print(f"int8: {q['mode']} quantised; AUROC points lost on held-back data: {100 * q['attempts'][-1]['drop']:.2f}")
 
 
-def _expand_inputs(inputs: list[str]) -> list[Path]:
-    from adedge.data.images import is_image_file
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """Ctrl-C or SIGTERM sets STOP, so a stream ends cleanly with every result written; a second
+    Ctrl-C interrupts at once."""
 
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if is_image_file(p))
-        elif path.exists():
-            paths.append(path)
-        elif glob.has_magic(item):
-            paths += sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
-        else:
-            raise AdedgeError(f"input not found: {item}")
-    if not paths:
-        raise AdedgeError(f"no images found in {' '.join(inputs)}")
-    return paths
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        err_console.print(f"{signal.Signals(signum).name}: finishing the frames in flight (Ctrl-C again to abort)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @app.command()
 @user_errors
 def predict(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
-    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
-    out: Path = typer.Option(..., help="Folder for predictions.jsonl and overlay PNGs."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    source: list[str] = typer.Argument(..., help="Image files, folders or globs; or one video file, camera index (0) or stream URL."),
+    out: Path | None = typer.Option(None, help="Folder for predictions.jsonl, summary.json and overlay PNGs."),
+    watch: bool = typer.Option(False, help="Keep inspecting new images as they arrive in the SOURCE folder."),
+    mode: str = typer.Option("latency", help="latency: one frame at a time; throughput: several requests in flight."),
+    overlays: str = typer.Option("ng", help="Overlay PNGs for: ng (anomalous frames), all, none."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime (latency mode only)."),
 ) -> None:
-    """Inspect images: a JSON line per image, heat-map overlays in OUT."""
-    from adedge.data.images import load_image, save_image
-    from adedge.runtime import Model
-    from adedge.runtime.overlay import overlay
+    """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
+    from adedge.runtime import Model, Summary, inspect_stream, open_source
+    from adedge.runtime.sinks import StreamWriter
 
-    model = Model.load(bundle, backend)
-    paths = _expand_inputs(inputs)
-    out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    with open(out / "predictions.jsonl", "w") as lines:
-        for index, path in enumerate(paths):
-            try:
-                image = load_image(path)
-                start = time.perf_counter()
-                result = model.predict(image)
-                latency = (time.perf_counter() - start) * 1000.0
-            except AdedgeError as exc:
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-                failures += 1
-                continue
-            overlay_path = out / f"{index:05d}_{path.stem}.png"
-            save_image(overlay_path, overlay(image, result.anomaly_map, result.mask))
-            record = {"path": str(path), "score": round(result.score, 6), "label": result.label,
-                      "defect_pixels": int(result.mask.sum()), "latency_ms": round(latency, 3), "overlay": str(overlay_path)}
-            print(json.dumps(record), file=lines)
-            print(json.dumps(record))
-    if failures:
-        raise AdedgeError(f"{failures} of {len(paths)} images could not be inspected")
+    model = Model.load(bundle, backend, mode=mode)
+    frames = open_source(source, watch)
+    writer = StreamWriter(out, overlays, sys.stdout)
+    summary, stop = Summary(), threading.Event()
+    try:
+        with _stop_on_signals(stop):
+            for inspection in inspect_stream(model, frames, mode, stop):
+                if inspection.error is not None:
+                    err_console.print(f"[yellow]skipped[/] frame {inspection.frame} ({inspection.source}): {inspection.error}", highlight=False, soft_wrap=True)
+                writer.write(inspection)
+                summary.add(inspection)
+    finally:
+        writer.close(summary.finish())
+    figures = summary.as_dict()
+    err_console.print(
+        f"{figures['frames']} frames: {figures['ok']} OK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
+        f"{figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; {figures['fps']} frames/s", highlight=False
+    )
+    if summary.failed:
+        raise AdedgeError(f"{summary.failed} of {figures['frames']} frames could not be inspected (see above)")
 
 
 @app.command("eval")

@@ -26,8 +26,13 @@ def test_train_export_predict_eval_bench(synthetic, tmp_path):
     result = invoke("predict", bundle, synthetic / "test" / "crack", synthetic / "test" / "good" / "000.png", "--out", predictions)
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (predictions / "predictions.jsonl").read_text().splitlines()]
-    assert len(lines) == 5 and {"path", "score", "label", "latency_ms"} <= set(lines[0])
-    assert all((predictions / os.path.basename(line["overlay"])).is_file() for line in lines)
+    assert [line["frame"] for line in lines] == list(range(5)) and lines[-1]["source"].endswith("000.png")
+    assert {"time", "source", "frame", "score", "label", "latency_ms", "model_ms"} <= set(lines[0])
+    assert result.stdout.count('"frame"') == 5  # the same lines on stdout
+    # overlays for NG frames only, by default
+    assert all(("overlay" in line) == (line["label"] == "NG") for line in lines) and any("overlay" in line for line in lines)
+    assert all((predictions / os.path.basename(line["overlay"])).is_file() for line in lines if "overlay" in line)
+    assert json.loads((predictions / "summary.json").read_text())["frames"] == 5
     metrics_file, bench_file = tmp_path / "metrics.json", tmp_path / "bench.json"
     result = invoke("eval", bundle, "--data", synthetic, "--json", metrics_file)
     assert result.exit_code == 0 and "image_auroc" in result.output
@@ -68,8 +73,10 @@ def test_predict_skips_a_corrupt_image_and_fails_at_the_end(synthetic, tmp_path,
     (folder / "b.png").write_bytes(b"broken")
     result = invoke("predict", openvino_bundle, folder, "--out", tmp_path / "p")
     assert result.exit_code == 2 and "not an image file:" in result.output and "b.png" in result.output
-    assert "1 of 2 images could not be inspected" in result.output
-    assert len((tmp_path / "p" / "predictions.jsonl").read_text().splitlines()) == 1
+    assert "1 of 2 frames could not be inspected" in result.output
+    lines = [json.loads(line) for line in (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()]
+    assert [("error" in line) for line in lines] == [False, True]
+    assert json.loads((tmp_path / "p" / "summary.json").read_text())["failed"] == 1
 
 
 def test_val_data_gives_f1_thresholds(synthetic, tmp_path):

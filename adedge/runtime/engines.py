@@ -3,6 +3,7 @@
 Only the engine lives here; resizing and thresholds live in model.py, as in OpenVINO's Model API.
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -24,12 +25,16 @@ class Engine(Protocol):
 
 
 class OpenVINOEngine:
-    """OpenVINO on CPU (or another device), with the precision hint the bundle asks for."""
+    """OpenVINO on CPU (or another device), with the precision hint the bundle asks for.
 
-    def __init__(self, bundle: Bundle, device: str = "CPU", threads: int | None = None) -> None:
+    mode "latency" runs one request on all cores; "throughput" lets OpenVINO split the cores into
+    streams and offers as many asynchronous requests as it finds best (`requests`).
+    """
+
+    def __init__(self, bundle: Bundle, device: str = "CPU", threads: int | None = None, mode: str = "latency") -> None:
         import openvino as ov
 
-        config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[bundle.precision], "PERFORMANCE_HINT": "LATENCY"}
+        config = {"INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[bundle.precision], "PERFORMANCE_HINT": mode.upper()}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
@@ -40,10 +45,21 @@ class OpenVINOEngine:
         _check_input(bundle, [d.get_length() if d.is_static else -1 for d in self.compiled.input(0).get_partial_shape()])
         self.request = self.compiled.create_infer_request()
         self.outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
+        self.requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         results = self.request.infer({0: batch})
         return results[self.outputs[0]], results[self.outputs[1]]
+
+    def async_queue(self, on_done: Callable[[int, np.ndarray, np.ndarray], None]):
+        """An OpenVINO AsyncInferQueue of `requests` requests; ON_DONE(key, maps, scores) is called
+        from OpenVINO's threads with copies of the outputs as each request finishes."""
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self.compiled, self.requests)
+        maps, scores = self.outputs
+        queue.set_callback(lambda request, key: on_done(key, request.get_tensor(maps).data.copy(), request.get_tensor(scores).data.copy()))
+        return queue
 
 
 class OnnxRuntimeEngine:
@@ -72,9 +88,15 @@ def _check_input(bundle: Bundle, shape: list[int]) -> None:
         raise AdedgeError(f"{bundle.model_file} takes input shape {shape}, but {bundle.path}/adedge.json says {expected}")
 
 
-def create_engine(bundle: Bundle, backend: str = "openvino", device: str = "CPU", threads: int | None = None) -> Engine:
+def create_engine(
+    bundle: Bundle, backend: str = "openvino", device: str = "CPU", threads: int | None = None, mode: str = "latency"
+) -> Engine:
+    if mode not in ("latency", "throughput"):
+        raise AdedgeError(f"unknown mode {mode!r}; choose latency or throughput")
     if backend == "openvino":
-        return OpenVINOEngine(bundle, device, threads)
+        return OpenVINOEngine(bundle, device, threads, mode)
+    if mode == "throughput":
+        raise AdedgeError("throughput mode needs the openvino backend")
     if backend == "onnxruntime":
         return OnnxRuntimeEngine(bundle, threads)
     raise AdedgeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

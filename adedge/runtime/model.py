@@ -1,7 +1,11 @@
 """The line-side model: a validated bundle + an engine, with resizing and thresholds around it."""
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,21 +14,34 @@ from adedge.errors import AdedgeError
 from adedge.runtime.bundle import THRESHOLD, Bundle, read_bundle
 from adedge.runtime.engines import Engine, create_engine
 
-Frame = np.ndarray | Path | str
+if TYPE_CHECKING:
+    from adedge.runtime.sources import Source
+    from adedge.runtime.stream import Inspection
+
+FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
 
 @dataclass(frozen=True)
 class Result:
-    """One inspected frame. The map and mask have the frame's own size; 0.5 is the threshold."""
+    """One inspected frame; 0.5 is the threshold. The map and mask have the frame's own size, and
+    are computed when first asked for (a stream that only needs scores never pays for them)."""
 
     score: float
     anomalous: bool
-    anomaly_map: np.ndarray
-    mask: np.ndarray
+    model_map: np.ndarray  # at the model's input size
+    frame_size: tuple[int, int]
 
     @property
     def label(self) -> str:
         return "NG" if self.anomalous else "OK"
+
+    @cached_property
+    def anomaly_map(self) -> np.ndarray:
+        return resize_map(self.model_map, self.frame_size)
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        return self.anomaly_map > THRESHOLD
 
 
 class Model:
@@ -34,9 +51,12 @@ class Model:
         self.bundle, self.engine = bundle, engine
 
     @classmethod
-    def load(cls, path: Path | str, backend: str = "openvino", device: str = "CPU", threads: int | None = None) -> "Model":
+    def load(
+        cls, path: Path | str, backend: str = "openvino", device: str = "CPU", threads: int | None = None, mode: str = "latency"
+    ) -> "Model":
+        """MODE "throughput" prepares several asynchronous requests for `stream(..., mode="throughput")`."""
         bundle = read_bundle(path)
-        return cls(bundle, create_engine(bundle, backend, device, threads))
+        return cls(bundle, create_engine(bundle, backend, device, threads, mode))
 
     @property
     def metadata(self) -> dict:
@@ -53,22 +73,32 @@ class Model:
         anomaly_map, score = self.engine.infer(batch)
         return anomaly_map[:, 0], score
 
-    def _frame(self, frame: Frame) -> np.ndarray:
+    def _frame(self, frame: FrameLike) -> np.ndarray:
         image = load_image(frame) if isinstance(frame, (str, Path)) else frame
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise AdedgeError(f"a frame must be uint8 RGB [H, W, 3], got {image.dtype} {list(image.shape)}")
         return image
 
-    def predict_batch(self, frames: list[Frame], batch_size: int = 8) -> list[Result]:
+    def predict_batch(self, frames: list[FrameLike], batch_size: int = 8) -> list[Result]:
         """Inspect frames (arrays or image paths); each result is independent of its batch-mates."""
         results = []
         for start in range(0, len(frames), batch_size):
             images = [self._frame(f) for f in frames[start : start + batch_size]]
             maps, scores = self.infer(np.stack([resize_image(i, self.input_size) for i in images]))
-            for image, anomaly_map, score in zip(images, maps, scores):
-                full_map = resize_map(anomaly_map, image.shape[:2])
-                results.append(Result(float(score), bool(score > THRESHOLD), full_map, full_map > THRESHOLD))
+            results += [self.result(image, anomaly_map, float(score)) for image, anomaly_map, score in zip(images, maps, scores)]
         return results
 
-    def predict(self, frame: Frame) -> Result:
+    def predict(self, frame: FrameLike) -> Result:
         return self.predict_batch([frame])[0]
+
+    def result(self, image: np.ndarray, anomaly_map: np.ndarray, score: float) -> Result:
+        """The Result for IMAGE from the graph's map and score for it."""
+        return Result(score, score > THRESHOLD, anomaly_map, image.shape[:2])
+
+    def stream(
+        self, source: "Source | str | list[str]", mode: str = "latency", stop: threading.Event | None = None
+    ) -> "Iterator[Inspection]":
+        """Inspect every frame of SOURCE in frame order (see adedge.runtime.stream.inspect_stream)."""
+        from adedge.runtime.stream import inspect_stream
+
+        return inspect_stream(self, source, mode, stop)

@@ -1,0 +1,57 @@
+"""Where a stream's results go: a JSON line per frame, overlays of the frames asked for, a summary.
+
+Every line is flushed as it is written, so a stream stopped at any moment leaves whole lines.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import TextIO
+
+from adedge.data.images import save_image
+from adedge.errors import AdedgeError
+from adedge.runtime.overlay import overlay
+from adedge.runtime.stream import Inspection, Summary
+
+OVERLAYS = ("ng", "all", "none")  # which frames get an overlay PNG
+LINES_FILE, SUMMARY_FILE = "predictions.jsonl", "summary.json"
+
+
+class StreamWriter:
+    """JSON lines to ECHO (e.g. stdout) and, with OUT, appended to OUT/predictions.jsonl (a restarted
+    stream adds to it) beside the overlays and, at the end, OUT/summary.json."""
+
+    def __init__(self, out: Path | None, overlays: str = "ng", echo: TextIO | None = None) -> None:
+        if overlays not in OVERLAYS:
+            raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
+        self.out, self.overlays, self.echo = out, overlays if out is not None else "none", echo
+        self.lines = None
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            self.lines = open(out / LINES_FILE, "a")
+
+    def _overlay_path(self, inspection: Inspection) -> Path:
+        source = Path(inspection.source)
+        stem = f"_{source.stem}" if source.is_file() and source.suffix else ""
+        return self.out / f"{inspection.frame:06d}{stem}_{inspection.result.label}.png"
+
+    def write(self, inspection: Inspection) -> dict:
+        record = inspection.record()
+        result = inspection.result
+        if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
+            path = self._overlay_path(inspection)
+            save_image(path, overlay(inspection.image, result.anomaly_map, result.mask))
+            record["overlay"] = str(path)
+        line = json.dumps(record)
+        for stream in (self.lines, self.echo):
+            if stream is not None:
+                print(line, file=stream, flush=True)
+        return record
+
+    def close(self, summary: Summary | None = None) -> None:
+        if self.lines is not None:
+            self.lines.close()
+        if summary is not None and self.out is not None:
+            scratch = self.out / f".{SUMMARY_FILE}.tmp"
+            scratch.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
+            os.replace(scratch, self.out / SUMMARY_FILE)

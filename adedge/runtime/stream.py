@@ -1,0 +1,180 @@
+"""Inspecting a stream of frames in order: one at a time (latency mode) or with several OpenVINO
+asynchronous requests in flight and decoding on worker threads (throughput mode).
+
+Results come out in frame order either way. A frame that fails to decode is reported as an
+`Inspection` with an error and the stream goes on. Nothing per frame is kept after it is yielded
+except its latency (4 bytes, for the summary's percentiles), so memory stays flat on long runs.
+"""
+
+import threading
+import time
+from datetime import datetime, timezone
+from array import array
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adedge.data.images import resize_image
+from adedge.errors import AdedgeError
+from adedge.runtime.model import Model, Result
+from adedge.runtime.sources import Frame, Source, open_source
+
+MODES = ("latency", "throughput")
+DECODE_THREADS = 2
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What became of one frame: its result, or why it has none."""
+
+    source: str
+    frame: int
+    time: float  # seconds since the epoch when the frame was taken from the source
+    latency_ms: float  # from taking the frame (decoding included) to its result
+    model_ms: float  # of which the model's own inference
+    result: Result | None = None
+    error: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, for overlays
+
+    def record(self) -> dict:
+        """The frame as a JSON-ready dict (no pixels)."""
+        record = {
+            "time": datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds"),
+            "source": self.source,
+            "frame": self.frame,
+        }
+        if self.result is None:
+            return {**record, "error": self.error}
+        return {**record, "score": round(self.result.score, 6), "label": self.result.label,
+                "latency_ms": round(self.latency_ms, 3), "model_ms": round(self.model_ms, 3)}
+
+
+@dataclass
+class Summary:
+    """Counts and timing of a stream so far."""
+
+    ok: int = 0
+    ng: int = 0
+    failed: int = 0
+    latencies: array = field(default_factory=lambda: array("f"))
+    started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None
+
+    def add(self, inspection: Inspection) -> None:
+        if inspection.result is None:
+            self.failed += 1
+            return
+        self.ng += inspection.result.anomalous
+        self.ok += not inspection.result.anomalous
+        self.latencies.append(inspection.latency_ms)
+
+    def finish(self) -> "Summary":
+        self.ended = time.perf_counter()
+        return self
+
+    def as_dict(self) -> dict:
+        inspected = self.ok + self.ng
+        seconds = (self.ended or time.perf_counter()) - self.started
+        p50, p99 = np.percentile(self.latencies, [50, 99]) if inspected else (float("nan"), float("nan"))
+        return {"frames": inspected + self.failed, "ok": self.ok, "ng": self.ng, "failed": self.failed,
+                "latency_p50_ms": round(float(p50), 3), "latency_p99_ms": round(float(p99), 3),
+                "fps": round(inspected / seconds, 2) if seconds > 0 else 0.0, "seconds": round(seconds, 3)}
+
+
+def _prepare(frame: Frame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize one frame: (frame image, model input)."""
+    image = frame.read()
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise AdedgeError(f"frame {frame.index} of {frame.source} is not uint8 RGB: {image.dtype} {list(image.shape)}")
+    return image, resize_image(image, size)
+
+
+def _failure(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, AdedgeError) else f"{type(exc).__name__}: {exc}"
+
+
+def _latency_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspection]:
+    for frame in frames:
+        taken, start = time.time(), time.perf_counter()
+        try:
+            image, tensor = _prepare(frame, model.input_size)
+            before = time.perf_counter()
+            maps, scores = model.infer(tensor[None])
+            model_ms = (time.perf_counter() - before) * 1000.0
+        except Exception as exc:  # noqa: BLE001 - a bad frame is logged and skipped, whatever broke
+            yield Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc))
+            continue
+        result = model.result(image, maps[0], float(scores[0]))
+        yield Inspection(frame.source, frame.index, taken, (time.perf_counter() - start) * 1000.0, model_ms, result, image=image)
+
+
+def _decoded_ahead(frames: Iterable[Frame], size: tuple[int, int], depth: int) -> Iterator[tuple[Frame, float, float, Future]]:
+    """Frames with their decoding started on worker threads, up to DEPTH ahead, in order."""
+    window: deque = deque()
+    with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="adedge-decode") as pool:
+        for frame in frames:
+            window.append((frame, time.time(), time.perf_counter(), pool.submit(_prepare, frame, size)))
+            if len(window) > depth:
+                yield window.popleft()
+        yield from window
+
+
+def _throughput_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspection]:
+    finished: dict[int, tuple] = {}  # filled by OpenVINO's callback threads
+    done = threading.Lock()
+
+    def on_done(seq: int, maps: np.ndarray, scores: np.ndarray) -> None:
+        with done:
+            finished[seq] = (maps, scores, time.perf_counter())
+
+    queue = model.engine.async_queue(on_done)
+    pending: dict[int, tuple] = {}  # seq -> (frame, taken, start, image, submitted) or a ready Inspection
+    next_out = 0
+
+    def ready(seq: int) -> Inspection | None:
+        item = pending[seq]
+        if isinstance(item, Inspection):
+            return pending.pop(seq)
+        with done:
+            if seq not in finished:
+                return None
+            maps, scores, at = finished.pop(seq)
+        frame, taken, start, image, submitted = pending.pop(seq)
+        result = model.result(image, maps[0], float(scores[0]))
+        latency = (time.perf_counter() - start) * 1000.0
+        return Inspection(frame.source, frame.index, taken, latency, (at - submitted) * 1000.0, result, image=image)
+
+    def drain() -> Iterator[Inspection]:
+        """Every result that is next in frame order and ready."""
+        nonlocal next_out
+        while next_out in pending and (inspection := ready(next_out)) is not None:
+            next_out += 1
+            yield inspection
+
+    for seq, (frame, taken, start, decoding) in enumerate(_decoded_ahead(frames, model.input_size, 2 * model.engine.requests)):
+        try:
+            image, tensor = decoding.result()
+            pending[seq] = (frame, taken, start, image, time.perf_counter())
+            queue.start_async({0: tensor[None]}, seq)  # waits for a free request
+        except Exception as exc:  # noqa: BLE001 - a bad frame is logged and skipped, whatever broke
+            pending[seq] = Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc))
+        yield from drain()
+    queue.wait_all()
+    yield from drain()
+
+
+def inspect_stream(
+    model: Model, source: Source | str | list[str], mode: str = "latency", stop: threading.Event | None = None
+) -> Iterator[Inspection]:
+    """Inspect every frame of SOURCE (a Source, or what `open_source` takes) in order, until it
+    ends or STOP is set; in throughput mode the model must have been loaded with mode="throughput"."""
+    if mode not in MODES:
+        raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if mode == "throughput" and not hasattr(model.engine, "async_queue"):
+        raise AdedgeError("throughput mode needs the openvino backend")
+    source = open_source(source) if isinstance(source, (str, list)) else source
+    frames = source.frames(stop or threading.Event())
+    yield from (_throughput_mode if mode == "throughput" else _latency_mode)(model, frames)
