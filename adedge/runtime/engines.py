@@ -3,7 +3,6 @@
 Only the engine lives here; resizing and thresholds live in model.py, as in OpenVINO's Model API.
 """
 
-from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -51,15 +50,25 @@ class OpenVINOEngine:
         results = self.request.infer({0: batch})
         return results[self.outputs[0]], results[self.outputs[1]]
 
-    def async_queue(self, on_done: Callable[[int, np.ndarray, np.ndarray], None]):
-        """An OpenVINO AsyncInferQueue of `requests` requests; ON_DONE(key, maps, scores) is called
-        from OpenVINO's threads with copies of the outputs as each request finishes."""
-        import openvino as ov
+    def async_requests(self) -> list["AsyncRequest"]:
+        """`requests` requests that run in the background, for throughput mode."""
+        return [AsyncRequest(self.compiled.create_infer_request(), self.outputs) for _ in range(self.requests)]
 
-        queue = ov.AsyncInferQueue(self.compiled, self.requests)
-        maps, scores = self.outputs
-        queue.set_callback(lambda request, key: on_done(key, request.get_tensor(maps).data.copy(), request.get_tensor(scores).data.copy()))
-        return queue
+
+class AsyncRequest:
+    """One OpenVINO request run in the background: start(batch), later wait() for its outputs."""
+
+    def __init__(self, request, outputs: list) -> None:
+        self.request, self.outputs = request, outputs
+
+    def start(self, batch: np.ndarray) -> None:
+        self.request.start_async({0: batch})
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Anomaly maps, scores (copies: the request's buffers are reused) and the inference's ms."""
+        self.request.wait()
+        maps, scores = (self.request.get_tensor(output).data.copy() for output in self.outputs)
+        return maps, scores, self.request.latency
 
 
 class OnnxRuntimeEngine:

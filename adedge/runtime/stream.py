@@ -123,47 +123,32 @@ def _decoded_ahead(frames: Iterable[Frame], size: tuple[int, int], depth: int) -
 
 
 def _throughput_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspection]:
-    finished: dict[int, tuple] = {}  # filled by OpenVINO's callback threads
-    done = threading.Lock()
+    """Keep every request busy; collect the oldest frame's result before its request is reused, so
+    results leave in frame order with no reordering."""
+    idle = model.engine.async_requests()
+    in_flight: deque = deque()  # (frame, taken, start, image, request), or a failed frame's Inspection
 
-    def on_done(seq: int, maps: np.ndarray, scores: np.ndarray) -> None:
-        with done:
-            finished[seq] = (maps, scores, time.perf_counter())
+    def oldest() -> Inspection:
+        entry = in_flight.popleft()
+        if isinstance(entry, Inspection):
+            return entry
+        frame, taken, start, image, request = entry
+        maps, scores, model_ms = request.wait()
+        idle.append(request)
+        result = model.result(image, maps[0, 0], float(scores[0]))
+        return Inspection(frame.source, frame.index, taken, (time.perf_counter() - start) * 1000.0, model_ms, result, image=image)
 
-    queue = model.engine.async_queue(on_done)
-    pending: dict[int, tuple] = {}  # seq -> (frame, taken, start, image, submitted) or a ready Inspection
-    next_out = 0
-
-    def ready(seq: int) -> Inspection | None:
-        item = pending[seq]
-        if isinstance(item, Inspection):
-            return pending.pop(seq)
-        with done:
-            if seq not in finished:
-                return None
-            maps, scores, at = finished.pop(seq)
-        frame, taken, start, image, submitted = pending.pop(seq)
-        result = model.result(image, maps[0], float(scores[0]))
-        latency = (time.perf_counter() - start) * 1000.0
-        return Inspection(frame.source, frame.index, taken, latency, (at - submitted) * 1000.0, result, image=image)
-
-    def drain() -> Iterator[Inspection]:
-        """Every result that is next in frame order and ready."""
-        nonlocal next_out
-        while next_out in pending and (inspection := ready(next_out)) is not None:
-            next_out += 1
-            yield inspection
-
-    for seq, (frame, taken, start, decoding) in enumerate(_decoded_ahead(frames, model.input_size, 2 * model.engine.requests)):
+    for frame, taken, start, decoding in _decoded_ahead(frames, model.input_size, 2 * len(idle)):
+        while not idle:
+            yield oldest()
         try:
             image, tensor = decoding.result()
-            pending[seq] = (frame, taken, start, image, time.perf_counter())
-            queue.start_async({0: tensor[None]}, seq)  # waits for a free request
+            idle[-1].start(tensor[None])
+            in_flight.append((frame, taken, start, image, idle.pop()))
         except Exception as exc:  # noqa: BLE001 - a bad frame is logged and skipped, whatever broke
-            pending[seq] = Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc))
-        yield from drain()
-    queue.wait_all()
-    yield from drain()
+            in_flight.append(Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc)))
+    while in_flight:
+        yield oldest()
 
 
 def inspect_stream(
@@ -173,7 +158,7 @@ def inspect_stream(
     ends or STOP is set; in throughput mode the model must have been loaded with mode="throughput"."""
     if mode not in MODES:
         raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode == "throughput" and not hasattr(model.engine, "async_queue"):
+    if mode == "throughput" and not hasattr(model.engine, "async_requests"):
         raise AdedgeError("throughput mode needs the openvino backend")
     source = open_source(source) if isinstance(source, (str, list)) else source
     frames = source.frames(stop or threading.Event())
