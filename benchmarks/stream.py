@@ -1,0 +1,95 @@
+"""The line-side stream: frames per second in latency vs throughput mode, time outside the model,
+and memory over a long run, for DFM and CFLOW (efficientnet_lite0, 256x256).
+
+Frames are the 900x900 PNG test images of MVTec bottle, cycled. As in latency.py, the models are
+fitted briefly on synthetic images (timing does not depend on what was learned) and exported at
+their best precision by benchmarks/results/latency.json (the fastest OpenVINO row; fp32 if absent).
+Each run is a fresh torch-free process (stream_probe.py).
+
+    .venv/bin/python benchmarks/stream.py [--frames 300] [--long-frames 10000]
+
+Writes benchmarks/results/stream.md and .json.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import machine_description, write_results
+
+from adedge.data.synthetic import generate_synthetic
+from adedge.export.exporter import export_bundle
+from adedge.train.trainer import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent
+BOTTLE = ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle" / "test"
+MODELS = ("dfm", "cflow")
+MODES = ("latency", "throughput")
+
+
+def best_precision(model: str) -> tuple[str, str, tuple[str, ...]]:
+    """(label, precision, INT8 modes) of the fastest OpenVINO row for MODEL in latency.json."""
+    results = ROOT / "results" / "latency.json"
+    rows = json.loads(results.read_text()) if results.is_file() else []
+    rows = [r for r in rows if r["model"] == model and r["backbone"] == "efficientnet_lite0" and r["engine"] == "OpenVINO"]
+    if not rows:
+        return "fp32", "fp32", ()
+    label = min(rows, key=lambda r: r["p50_ms"])["precision"]
+    precision, _, mode = label.partition(" (")
+    return label, precision, (mode.rstrip(")"),) if mode else ()
+
+
+def probe(bundle: Path, images: list[Path], mode: str, frames: int) -> dict:
+    command = [sys.executable, str(ROOT / "stream_probe.py"), str(bundle), *map(str, images), "--mode", mode, "--frames", str(frames)]
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=300, help="Frames per mode and model.")
+    parser.add_argument("--long-frames", type=int, default=10000, help="Frames of the memory run (DFM, throughput mode).")
+    args = parser.parse_args()
+    images = sorted(BOTTLE.glob("*/*.png"))
+    if not images:
+        raise SystemExit(f"no test images under {BOTTLE}: this benchmark needs ../shared/data/mvtec/bottle")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        data = generate_synthetic(Path(work) / "data", train=6, test_good=0, per_defect=0)
+        for model in MODELS:
+            run, bundle = Path(work) / model, Path(work) / f"{model}-bundle"
+            train(TrainConfig(data, run, model=model, meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0))
+            label, precision, modes = best_precision(model)
+            export_bundle(run, bundle, "openvino", precision, max_drop=1.0, **({"int8_modes": modes} if modes else {}))
+            for mode in MODES:
+                rows.append({"model": model, "precision": label, "mode": mode, **probe(bundle, images, mode, args.frames)})
+            if model == "dfm":
+                long_run = {"model": model, "precision": label, "mode": "throughput", **probe(bundle, images, "throughput", args.long_frames)}
+    lines = [
+        "# Streaming 900x900 PNG frames (MVTec bottle) at 256x256, efficientnet_lite0",
+        "",
+        f"Machine: {machine_description()}. One run; each row a fresh torch-free process. Outside = decode +",
+        "resize + post-processing + queueing, per frame (median); decode and resize are also timed apart.",
+        "",
+        "| model | precision | mode | requests | frames | fps | latency p50 ms | p99 ms | model ms | outside ms | outside / model | decode ms | resize ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['mode']} | {r['requests']} | {r['frames']} | {r['fps']:.1f} | {r['latency_p50_ms']:.1f} | "
+            f"{r['latency_p99_ms']:.1f} | {r['model_ms']:.2f} | {r['outside_ms']:.2f} | {r['outside_ms'] / r['model_ms']:.0%} | "
+            f"{r['decode_ms']:.2f} | {r['resize_ms']:.2f} |"
+        )
+    rss = long_run["rss_mb"]
+    lines += [
+        "",
+        f"Memory over a long run (DFM, {long_run['precision']}, throughput mode, {long_run['frames']} frames, "
+        f"{long_run['fps']:.1f} fps): RSS {rss['100']} MB at frame 100, {rss[str(long_run['frames'])]} MB at frame {long_run['frames']}.",
+    ]
+    write_results("stream", {"rows": rows, "long_run": long_run}, lines)
+
+
+if __name__ == "__main__":
+    main()
