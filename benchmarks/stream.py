@@ -33,7 +33,7 @@ MODES = ("latency", "throughput")
 def best_precision(model: str) -> tuple[str, str, tuple[str, ...]]:
     """(label, precision, INT8 modes) of the fastest OpenVINO row for MODEL in latency.json."""
     results = ROOT / "results" / "latency.json"
-    rows = json.loads(results.read_text()) if results.is_file() else []
+    rows = json.loads(results.read_text())["rows"] if results.is_file() else []
     rows = [r for r in rows if r["model"] == model and r["backbone"] == "efficientnet_lite0" and r["engine"] == "OpenVINO"]
     if not rows:
         return "fp32", "fp32", ()

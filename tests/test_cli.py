@@ -61,9 +61,14 @@ def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, run
     _one_line_error(invoke("export", run_dir, "--out", tmp_path / "b", "--format", "tflite"), "unknown format")
     _one_line_error(invoke("predict", tmp_path / "nobundle", synthetic, "--out", tmp_path / "p"), "bundle folder not found")
     _one_line_error(invoke("predict", openvino_bundle, tmp_path / "none.png", "--out", tmp_path / "p"), "input not found")
+    image = synthetic / "test" / "good" / "000.png"
+    _one_line_error(invoke("predict", openvino_bundle, image, "--mode", "fast"), "unknown mode")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--out", tmp_path / "p", "--overlays", "some"), "unknown --overlays")
+    _one_line_error(invoke("predict", openvino_bundle, "97"), "cannot open camera 97")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--watch"), "--watch needs one folder")
     _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic / "train"), "needs both good and anomalous")
     _one_line_error(invoke("bench", openvino_bundle, "--backend", "onnxruntime"), "export with --format onnx")
-    assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists() and not (tmp_path / "p").exists()
 
 
 def test_predict_skips_a_corrupt_image_and_fails_at_the_end(synthetic, tmp_path, openvino_bundle):
