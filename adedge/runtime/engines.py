@@ -11,6 +11,7 @@ from adedge.errors import AdedgeError
 from adedge.runtime.bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
 
 BACKENDS = ("openvino", "onnxruntime")
+MODES = ("latency", "throughput")  # one request on all cores, or several in flight
 # The hint each bundle precision runs with. fp16 IR weights are widened on load and int8 bundles keep
 # their float parts in f32, for parity with the trained model (the CPU plugin would otherwise pick bf16
 # on CPUs that have it); bf16 asks for bf16 arithmetic, which CPUs without bf16 support run as f32.
@@ -100,8 +101,8 @@ def _check_input(bundle: Bundle, shape: list[int]) -> None:
 def create_engine(
     bundle: Bundle, backend: str = "openvino", device: str = "CPU", threads: int | None = None, mode: str = "latency"
 ) -> Engine:
-    if mode not in ("latency", "throughput"):
-        raise AdedgeError(f"unknown mode {mode!r}; choose latency or throughput")
+    if mode not in MODES:
+        raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     if backend == "openvino":
         return OpenVINOEngine(bundle, device, threads, mode)
     if mode == "throughput":

@@ -19,10 +19,10 @@ import numpy as np
 
 from adedge.data.images import resize_image
 from adedge.errors import AdedgeError
+from adedge.runtime.engines import MODES
 from adedge.runtime.model import Model, Result
 from adedge.runtime.sources import Frame, Source, open_source
 
-MODES = ("latency", "throughput")
 DECODE_THREADS = 2
 
 
