@@ -56,7 +56,7 @@ def export_bundle(
 
     fp16 compresses the IR's weights; bf16 keeps fp32 weights and asks the runtime for bf16
     arithmetic; int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP
-image or pixel AUROC (benchmarks pick one mode to time it).
+    image or pixel AUROC (benchmarks pick one mode to time it).
     """
     if fmt not in FORMATS:
         raise AdedgeError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
