@@ -18,6 +18,7 @@ from rich.progress import track
 from rich.table import Table
 
 from adedge.errors import AdedgeError
+from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
 out_console = Console()
@@ -63,40 +64,50 @@ def _write_json(path: Path | None, values: dict) -> None:
         path.write_text(json.dumps(values, indent=2) + "\n")
 
 
+def _needs_training_extra(error: ModuleNotFoundError) -> AdedgeError:
+    return AdedgeError(f"this command needs adedge's training extra ({error.name} is not installed): pip install 'adedge[train]'")
+
+
+def _parse_params(params: list[str]) -> dict[str, str]:
+    values = {}
+    for item in params:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise AdedgeError(f"--param takes KEY=VALUE, got {item!r}")
+        values[key.strip().replace("-", "_")] = value.strip()
+    return values
+
+
 @app.command()
 @user_errors
 def train(
     data: Path = typer.Option(..., help="MVTec category folder, MVTec root (with --category) or folder of good images."),
     out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
-    model: str = typer.Option("dfm", help="Model: dfm or cflow."),
+    model: str = typer.Option("dfm", help=f"Model: {', '.join(MODEL_NAMES)}."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
-    image_size: int = typer.Option(256, help="Square input size in pixels (a multiple of 32)."),
+    image_size: int = typer.Option(256, help="Square size in pixels (a multiple of 32) the graph resizes every frame to."),
+    resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images)."),
-    stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: stride 16 for DFM, 8/16/32 for CFLOW)."),
-    pool: int = typer.Option(4, help="DFM average-pooling kernel."),
-    variance: float = typer.Option(0.97, help="DFM: share of variance the PCA keeps."),
-    score: str = typer.Option("fre", help="DFM image score: fre (reconstruction error) or nll (Gaussian)."),
-    meta_epochs: int = typer.Option(4, help="CFLOW: meta-epochs (learning-rate schedule steps)."),
-    sub_epochs: int = typer.Option(2, help="CFLOW: passes over all feature vectors per meta-epoch."),
-    fiber_batch: int = typer.Option(256, help="CFLOW: feature vectors per optimiser step."),
-    lr: float = typer.Option(2e-4, help="CFLOW: Adam learning rate."),
+    stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: the model's)."),
+    param: list[str] = typer.Option([], "--param", "-p", help="A model setting KEY=VALUE (repeatable), e.g. -p meta_epochs=8; an unknown key lists them all."),
 ) -> None:
     """Fit a detector on good images and calibrate it on held-back ones."""
-    from adedge.train.trainer import TrainConfig, train as run_training
+    try:
+        from adedge.train.trainer import TrainConfig, train as run_training
+    except ModuleNotFoundError as exc:
+        raise _needs_training_extra(exc) from None
 
     config = TrainConfig(
         data, out, model, category, backbone, weights, image_size, seed, val_data,
-        stages=tuple(stages.split(",")) if stages else None, pool=pool, variance=variance, score=score,
-        meta_epochs=meta_epochs, sub_epochs=sub_epochs, fiber_batch=fiber_batch, lr=lr,
+        stages=tuple(stages.split(",")) if stages else None, resize=resize, settings=_parse_params(param),
     )
     info = run_training(config, _progress)
-    dataset = info["dataset"]
     out_console.print(
-        f"trained {info['model']} ({info['backbone']}) on {dataset['fit_images']} images of {dataset['category']} "
-        f"in {info['train_seconds']:.1f} s; calibration: {info['calibration']['method']}; run: {out}"
+        f"trained {info.model} ({info.backbone}) on {info.dataset.fit_images} images of {info.dataset.category} "
+        f"in {info.train_seconds:.1f} s; calibration: {info.calibration.method}; run: {out}"
     )
 
 
@@ -108,17 +119,29 @@ def export_command(
     format: str = typer.Option("openvino", help="openvino or onnx."),
     precision: str = typer.Option("fp32", help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF)."),
     max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on held-back data."),
+    sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
 ) -> None:
     """Export a trained run as one inference graph (the bundle)."""
-    from adedge.export.exporter import export_bundle
+    try:
+        from adedge.export.exporter import export_bundle
+    except ModuleNotFoundError as exc:
+        raise _needs_training_extra(exc) from None
 
     with err_console.status(f"exporting {run} to {format} {precision}"):
-        metadata = export_bundle(run, out, format, precision, max_drop)
-    size = sum((out / name).stat().st_size for name in metadata["files"]) / 1e6
-    out_console.print(f"exported {metadata['model']} as {format} {precision} ({size:.1f} MB) to {out}")
-    if "quantization" in metadata:
-        q = metadata["quantization"]
-        out_console.print(f"int8: {q['mode']} quantised; AUROC points lost on held-back data: {100 * q['attempts'][-1]['drop']:.2f}")
+        metadata = export_bundle(run, out, format, precision, max_drop, sign_key=sign_key)
+    size = sum((out / name).stat().st_size for name in metadata.files) / 1e6
+    signed = ", signed" if sign_key else ""
+    out_console.print(f"exported {metadata.model} as {format} {precision} ({size:.1f} MB{signed}) to {out}")
+    if metadata.quantization is not None:
+        q = metadata.quantization
+        out_console.print(f"int8: {q.mode} quantised; AUROC points lost on held-back data: {100 * q.attempts[-1]['drop']:.2f}")
+
+
+def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency"):
+    from adedge.runtime import Model
+    from adedge.runtime.bundle import read_key
+
+    return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None)
 
 
 @contextlib.contextmanager
@@ -149,19 +172,20 @@ def predict(
     watch: bool = typer.Option(False, help="Keep inspecting new images as they arrive in the SOURCE folder."),
     mode: str = typer.Option("latency", help="latency: one frame at a time; throughput: several requests in flight."),
     overlays: str = typer.Option("ng", help="Overlay PNGs for: ng (anomalous frames), all, none."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime (latency mode only)."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
-    from adedge.runtime import Model, Summary, inspect_stream, open_source
+    from adedge.runtime import Summary, inspect_stream, open_source
     from adedge.runtime.sinks import StreamWriter
 
-    model = Model.load(bundle, backend, mode=mode)
+    model = _load(bundle, backend, key, mode)
     frames = open_source(source, watch)
     writer = StreamWriter(out, overlays, sys.stdout)
     summary, stop = Summary(), threading.Event()
     try:
         with _stop_on_signals(stop):
-            for inspection in inspect_stream(model, frames, mode, stop):
+            for inspection in inspect_stream(model, frames, stop):
                 if inspection.error is not None:
                     err_console.print(f"[yellow]skipped[/] frame {inspection.frame} ({inspection.source}): {inspection.error}", highlight=False, soft_wrap=True)
                 writer.write(inspection)
@@ -185,12 +209,12 @@ def eval_command(
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
 ) -> None:
     """Image AUROC, pixel AUROC, F1 and PRO of a bundle on labelled images."""
-    from adedge.runtime import Model
     from adedge.runtime.evaluate import evaluate_bundle
 
-    metrics = evaluate_bundle(Model.load(bundle, backend), data, category, track=_progress)
+    metrics = evaluate_bundle(_load(bundle, backend, key), data, category, track=_progress)
     out_console.print(_table(f"{bundle} on {data}", metrics))
     _write_json(json_file, metrics)
 
@@ -203,12 +227,12 @@ def bench_command(
     batch: int = typer.Option(1, min=1, help="Images per inference call."),
     iterations: int = typer.Option(200, min=1, help="Timed calls after the warm-up."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
+    key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
 ) -> None:
-    """Latency (p50/p90/p99 ms) and throughput of a bundle's graph."""
-    from adedge.runtime import Model
+    """Latency (p50/p90/p99 ms) and throughput of a bundle's graph on frames of the model's size."""
     from adedge.runtime.bench import bench
 
-    model = Model.load(bundle, backend)
+    model = _load(bundle, backend, key)
     with err_console.status(f"timing {iterations} calls at batch {batch}"):
         figures = bench(model, batch, iterations)
     out_console.print(_table(f"{bundle} on {backend}", figures))
@@ -225,12 +249,16 @@ def demo(
     from adedge.data.datasets import open_dataset
     from adedge.data.images import load_image, save_image
     from adedge.data.synthetic import generate_synthetic
-    from adedge.export.exporter import export_bundle
     from adedge.runtime import Model
     from adedge.runtime.bench import bench
     from adedge.runtime.evaluate import evaluate_bundle
     from adedge.runtime.overlay import overlay
-    from adedge.train.trainer import TrainConfig, train as run_training
+
+    try:
+        from adedge.export.exporter import export_bundle
+        from adedge.train.trainer import TrainConfig, train as run_training
+    except ModuleNotFoundError as exc:
+        raise _needs_training_extra(exc) from None
 
     with err_console.status("generating synthetic plates"):
         data = generate_synthetic(out / "data", seed=seed)
@@ -239,10 +267,10 @@ def demo(
     for column in ("model", "train s", "image AUROC", "pixel AUROC", "PRO", "p50 ms (batch 1)"):
         summary.add_column(column, justify="right")
     samples = open_dataset(data).test[::5]
-    for model_name in ("dfm", "cflow"):
+    for model_name in MODEL_NAMES:
         run, bundle = out / "runs" / model_name, out / "bundles" / f"{model_name}-openvino"
         info = run_training(TrainConfig(data, run, model=model_name), _progress)
-        out_console.print(f"{model_name}: trained in {info['train_seconds']:.1f} s ({info['calibration']['method']}): {run}")
+        out_console.print(f"{model_name}: trained in {info.train_seconds:.1f} s ({info.calibration.method}): {run}")
         with err_console.status(f"exporting {model_name} to OpenVINO IR"):
             export_bundle(run, bundle, "openvino")
         out_console.print(f"{model_name}: exported the OpenVINO bundle: {bundle}")
@@ -251,7 +279,7 @@ def demo(
         with err_console.status(f"timing {model_name}"):
             figures = bench(model, 1, 100)
         summary.add_row(
-            model_name, f"{info['train_seconds']:.1f}", f"{metrics['image_auroc']:.4f}",
+            model_name, f"{info.train_seconds:.1f}", f"{metrics['image_auroc']:.4f}",
             f"{metrics['pixel_auroc']:.4f}", f"{metrics['pro']:.4f}", f"{figures['p50_ms']:.2f}",
         )
         predictions = out / "predictions" / model_name

@@ -1,20 +1,46 @@
 """Anomaly detection metrics: image and pixel AUROC, F1 (best and at a threshold) and PRO.
 
-Torch-free, so the runtime's `eval` and the trainer's calibration compute them the same way.
+Torch-free and written in numpy (no scikit-learn on the line-side PC), so the runtime's `eval` and
+the trainer's calibration compute them the same way.
 """
 
 import cv2
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_curve, roc_auc_score
+
+
+def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random positive outscores a random negative,
+    ties counting half (the Mann-Whitney statistic, equal to the trapezoidal ROC area)."""
+    labels = np.asarray(labels, bool).ravel()
+    positives = int(labels.sum())
+    negatives = labels.size - positives
+    if positives == 0 or negatives == 0:
+        raise ValueError("AUROC needs both positive and negative labels")
+    _, inverse, counts = np.unique(np.asarray(scores).ravel(), return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based, ties share their mean rank
+    rank_sum = average_rank[inverse[labels]].sum()
+    return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
 def f1_max(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """The best F1 over all thresholds, and the threshold that reaches it (score > threshold = anomalous)."""
-    precision, recall, thresholds = precision_recall_curve(labels, scores)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    best = int(np.argmax(f1[:-1]))
-    # precision_recall_curve counts score >= t as positive; step just below t so that "> threshold" agrees
-    return float(f1[best]), float(np.nextafter(thresholds[best], -np.inf))
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    order = np.argsort(-scores, kind="stable")
+    ranked = scores[order]
+    last_of_value = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # flag every score >= this one
+    true_positives = np.cumsum(labels[order])[last_of_value]
+    flagged = last_of_value + 1
+    f1 = 2 * true_positives / (flagged + labels.sum())
+    best = int(np.argmax(f1))
+    # "score >= t" flags these images; step just below t so that "> threshold" agrees
+    return float(f1[best]), float(np.nextafter(ranked[last_of_value[best]], -np.inf))
+
+
+def f1_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    """F1 of flagging score > THRESHOLD (0 where nothing is flagged and nothing is anomalous)."""
+    flagged, labels = np.asarray(scores) > threshold, np.asarray(labels, bool)
+    denominator = flagged.sum() + labels.sum()
+    return float(2 * (flagged & labels).sum() / denominator) if denominator else 0.0
 
 
 def pro_score(maps: np.ndarray, masks: np.ndarray, fpr_limit: float = 0.3, steps: int = 300) -> float:
@@ -56,13 +82,13 @@ def evaluate(
     scores = np.asarray(scores, dtype=np.float64)
     best_f1, _ = f1_max(scores, labels)
     results = {
-        "image_auroc": float(roc_auc_score(labels, scores)),
+        "image_auroc": auroc(labels, scores),
         "image_f1_max": best_f1,
-        "image_f1": float(f1_score(labels, scores > threshold, zero_division=0.0)),
+        "image_f1": f1_at(scores, labels, threshold),
         "pixel_auroc": float("nan"),
         "pro": float("nan"),
     }
     if maps is not None and masks is not None and masks.any() and not masks.all():
-        results["pixel_auroc"] = float(roc_auc_score(masks.ravel(), maps.ravel()))
+        results["pixel_auroc"] = auroc(masks, maps)
         results["pro"] = pro_score(maps, masks)
     return results

@@ -28,6 +28,16 @@ TEST_TRAINING = {
     "dfm": {"pool": 2},
     "cflow": {"meta_epochs": 2, "sub_epochs": 1},
 }
+# fixtures that train a model: a test that uses one (directly or through another) is in the slow tier
+TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that trains (through a fixture) or is marked `trains` as `slow`: `make test-fast`
+    runs the rest in well under a minute."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("trains"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", params=sorted(TEST_TRAINING))
@@ -41,7 +51,7 @@ def run_dir(model_name, synthetic, tmp_path_factory) -> Path:
     from adedge.train.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / model_name
-    train(TrainConfig(synthetic, out, model=model_name, image_size=IMAGE_SIZE, **TEST_TRAINING[model_name]))
+    train(TrainConfig(synthetic, out, model=model_name, image_size=IMAGE_SIZE, settings=TEST_TRAINING[model_name]))
     return out
 
 

@@ -1,5 +1,7 @@
 """Accuracy on a real MVTec AD category, measured through the exported bundle (what ships)."""
 
+import pytest
+
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
 from adedge.runtime.evaluate import evaluate_bundle
@@ -7,6 +9,7 @@ from adedge.train.trainer import TrainConfig, train
 from conftest import require_shared
 
 
+@pytest.mark.trains
 def test_dfm_lite0_on_bottle_reaches_target(tmp_path):
     bottle = require_shared("bottle")
     train(TrainConfig(bottle, tmp_path / "run"))

@@ -4,6 +4,7 @@ import torch
 
 from adedge.train.cflow import (
     CflowHead,
+    CflowSettings,
     FlowStage,
     _lr_factor,
     build_decoder,
@@ -13,7 +14,7 @@ from adedge.train.cflow import (
     train_decoder,
 )
 
-SETTINGS = {"meta_epochs": 2, "sub_epochs": 1, "warmup_meta_epochs": 1, "fiber_batch": 64, "lr": 1e-3, "blocks": 8, "clamp": 1.9, "condition": 16}
+SETTINGS = CflowSettings(meta_epochs=2, sub_epochs=1, warmup_meta_epochs=1, fiber_batch=64, lr=1e-3, blocks=8, clamp=1.9, condition=16)
 
 
 def _features(channels=7, size=4, images=3, seed=0):
@@ -44,7 +45,7 @@ def test_export_flow_matches_the_trained_freia_decoder(channels):
         block.load_trained(trained, encoding)
     with torch.no_grad():
         z, log_jac_det = decoder(fibers, c=[encoding.repeat(3, 1)])
-        reference = log_likelihood(z, log_jac_det).reshape(3, 4, 4)
+        reference = log_likelihood(z, log_jac_det).reshape(3, 1, 4, 4)
         exported = stage.log_likelihood(features)
     assert float(log_jac_det.abs().max()) > 0.1  # the flow really transforms its input
     torch.testing.assert_close(exported, reference, rtol=1e-4, atol=1e-4)

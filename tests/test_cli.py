@@ -17,9 +17,10 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.trains
 def test_train_export_predict_eval_bench(synthetic, tmp_path):
     run, bundle, predictions = tmp_path / "run", tmp_path / "bundle", tmp_path / "predictions"
-    result = invoke("train", "--data", synthetic, "--out", run, "--image-size", 128, "--pool", 2)
+    result = invoke("train", "--data", synthetic, "--out", run, "--image-size", 128, "-p", "pool=2")
     assert result.exit_code == 0, result.output
     assert "held back" in result.output and json.loads((run / "run.json").read_text())["head"]["score_type"] == "fre"
     assert invoke("export", run, "--format", "openvino", "--out", bundle).exit_code == 0
@@ -84,15 +85,17 @@ def test_predict_skips_a_corrupt_image_and_fails_at_the_end(synthetic, tmp_path,
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["failed"] == 1
 
 
+@pytest.mark.trains
 def test_val_data_gives_f1_thresholds(synthetic, tmp_path):
     # a 64 px model calibrated on 128 px images: masks are resized like the images
-    result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--image-size", 64, "--val-data", synthetic, "--score", "nll")
+    result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--image-size", 64, "--val-data", synthetic, "-p", "score=nll")
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["calibration"]["method"].startswith("F1-optimal") and info["dataset"]["held_back_images"] == 0
     assert info["head"]["score_type"] == "nll"
 
 
+@pytest.mark.trains
 def test_same_seed_same_model(synthetic, tmp_path):
     import torch
 
@@ -108,6 +111,7 @@ def test_same_seed_same_model(synthetic, tmp_path):
     assert held[0] == held[1] != held[2] and len(held[0]) == 3 and all(h.startswith("train/good/") for h in held[0])
 
 
+@pytest.mark.trains
 @pytest.mark.skipif(os.environ.get("ADEDGE_SKIP_DEMO") == "1", reason="ADEDGE_SKIP_DEMO=1")
 def test_demo_runs_end_to_end(tmp_path):
     result = subprocess.run([sys.executable, "-m", "adedge.cli", "demo", "--out", str(tmp_path / "demo")], capture_output=True, text=True)

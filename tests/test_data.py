@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from adedge.data.datasets import open_dataset, require_test_images, require_train_images
-from adedge.data.images import load_batch, load_image, load_mask, resize_image, resize_map, resize_mask
+from adedge.data.images import load_image, load_mask, resize_map, resize_mask
 from adedge.data.synthetic import DEFECTS, generate_synthetic
 from adedge.errors import AdedgeError
 
@@ -97,22 +97,11 @@ def test_mask_size_must_match_its_image(tmp_path):
         load_mask(mask, (10, 12))
 
 
-def test_resizing_functions():
-    image = np.random.default_rng(0).integers(0, 255, (90, 60, 3), dtype=np.uint8)
-    assert resize_image(image, (32, 48)).shape == (32, 48, 3)
-    assert resize_image(image, (90, 60)) is image
-    flat = np.full((90, 60, 3), 77, np.uint8)
-    assert (resize_image(flat, (30, 20)) == 77).all() and (resize_image(flat, (180, 120)) == 77).all()
+def test_map_and_mask_resizing():
     assert resize_map(np.ones((8, 8), np.float32), (20, 30)).shape == (20, 30)
     mask = np.zeros((8, 8), bool)
     mask[:4] = True
     assert resize_mask(mask, (16, 16))[:8].all() and not resize_mask(mask, (16, 16))[8:].any()
-
-
-def test_load_batch_is_one_uint8_array(synthetic):
-    paths = sorted((synthetic / "train" / "good").iterdir())[:3]
-    batch = load_batch(paths, (64, 64))
-    assert batch.shape == (3, 64, 64, 3) and batch.dtype == np.uint8
 
 
 def test_synthetic_dataset_is_deterministic_and_has_real_defects(tmp_path):

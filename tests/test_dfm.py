@@ -4,7 +4,12 @@ import torch
 from scipy.stats import multivariate_normal
 
 from adedge.errors import AdedgeError
-from adedge.train.dfm import fit_dfm_head
+from adedge.train.dfm import DFMSettings, fit_dfm_head
+
+
+def _fit(features, pool, variance, score):
+    head, _ = fit_dfm_head({"s": features}, DFMSettings(pool, variance, score), 0, lambda items, _: items)
+    return head
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +25,12 @@ def test_component_count_follows_the_variance_share(features):
     eigenvalues = np.sort(np.linalg.eigvalsh(np.cov(x, rowvar=False)))[::-1]
     cumulative = np.cumsum(eigenvalues) / eigenvalues.sum()
     for share in (0.5, 0.9, 0.97, 0.999):
-        k = fit_dfm_head(features, "s", 1, share, "fre").components.shape[0]
+        k = _fit(features, 1, share, "fre").components.shape[0]
         assert cumulative[k - 1] > share - 1e-9 and (k == 1 or cumulative[k - 2] <= share + 1e-9)
 
 
 def test_fre_score_and_map_match_a_numpy_reference(features):
-    head = fit_dfm_head(features, "s", 2, 0.9, "fre")
+    head = _fit(features, 2, 0.9, "fre")
     probe = features[:3] + torch.randn(3, 8, 4, 4)
     pooled = torch.nn.functional.avg_pool2d(probe, 2).flatten(1).double().numpy()
     mean, components = head.mean.double().numpy(), head.components.double().numpy()
@@ -40,7 +45,7 @@ def test_fre_score_and_map_match_a_numpy_reference(features):
 
 
 def test_nll_is_a_gaussian_on_projections_centred_once(features):
-    head = fit_dfm_head(features, "s", 1, 0.97, "nll")
+    head = _fit(features, 1, 0.97, "nll")
     x = features.flatten(1).double().numpy()
     projections = (x - head.mean.double().numpy()) @ head.components.double().numpy().T
     np.testing.assert_allclose(projections.mean(0), 0.0, atol=1e-4)  # centred by the PCA mean, and only by it
@@ -53,8 +58,10 @@ def test_nll_is_a_gaussian_on_projections_centred_once(features):
 
 def test_bad_dfm_settings(features):
     with pytest.raises(AdedgeError, match="between 0 and 1"):
-        fit_dfm_head(features, "s", 1, 1.5, "fre")
+        DFMSettings(1, 1.5, "fre")
     with pytest.raises(AdedgeError, match="unknown DFM score"):
-        fit_dfm_head(features, "s", 1, 0.9, "max")
+        DFMSettings(1, 0.9, "max")
+    with pytest.raises(AdedgeError, match="must divide"):
+        _fit(features, 3, 0.9, "fre")
     with pytest.raises(AdedgeError, match="at least 2"):
-        fit_dfm_head(features[:1], "s", 1, 0.9, "fre")
+        _fit(features[:1], 1, 0.9, "fre")

@@ -4,30 +4,30 @@ import subprocess
 import sys
 
 import numpy as np
+import openvino as ov
 import pytest
 import torch
 
 from adedge.data.datasets import open_dataset
-from adedge.data.images import load_batch, load_image
+from adedge.data.images import load_image
 from adedge.errors import AdedgeError
 from adedge.export import exporter
-from adedge.export.openvino_ir import read_rt_metadata
 from adedge.runtime import Model
-from adedge.runtime.bundle import METADATA_FILE, read_bundle
+from adedge.runtime.bundle import METADATA_FILE
 from adedge.train.checkpoint import load_run
 
 
 @pytest.fixture(scope="module")
 def test_batch(synthetic):
     samples = open_dataset(synthetic).test
-    return load_batch([s.path for s in samples[::3]], (128, 128))
+    return np.stack([load_image(s.path) for s in samples[::3]])
 
 
 @pytest.fixture(scope="module")
 def torch_outputs(run_dir, test_batch):
     detector, _ = load_run(run_dir)
     with torch.no_grad():
-        anomaly_map, score = detector(torch.from_numpy(test_batch))
+        score, _, anomaly_map, _ = detector(torch.from_numpy(test_batch))
     return anomaly_map[:, 0].numpy(), score.numpy()
 
 
@@ -39,7 +39,7 @@ def bundles(onnx_bundle, openvino_bundle):
 @pytest.mark.parametrize(("fmt", "backend"), [("onnx", "onnxruntime"), ("onnx", "openvino"), ("openvino", "openvino")])
 def test_engines_match_torch(fmt, backend, bundles, test_batch, torch_outputs):
     model = Model.load(bundles[fmt], backend)
-    maps, scores = model.infer(test_batch)
+    scores, maps = model.infer(test_batch)
     np.testing.assert_allclose(scores, torch_outputs[1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(maps, torch_outputs[0], rtol=1e-4, atol=1e-4)
 
@@ -47,12 +47,12 @@ def test_engines_match_torch(fmt, backend, bundles, test_batch, torch_outputs):
 @pytest.mark.parametrize(("fmt", "backend"), [("onnx", "onnxruntime"), ("openvino", "openvino")])
 def test_scores_do_not_depend_on_the_batch(fmt, backend, bundles, test_batch):
     model = Model.load(bundles[fmt], backend)
-    alone = np.concatenate([model.infer(test_batch[i : i + 1])[1] for i in range(len(test_batch))])
-    together = model.infer(test_batch)[1]
-    reversed_order = model.infer(test_batch[::-1].copy())[1][::-1]
+    alone = np.concatenate([model.infer(test_batch[i : i + 1])[0] for i in range(len(test_batch))])
+    together = model.infer(test_batch)[0]
+    reversed_order = model.infer(test_batch[::-1].copy())[0][::-1]
     np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(reversed_order, alone, rtol=1e-5, atol=1e-6)
-    assert model.infer(np.repeat(test_batch, 3, axis=0))[1].shape == (3 * len(test_batch),)  # any batch size
+    assert model.infer(np.repeat(test_batch, 3, axis=0))[0].shape == (3 * len(test_batch),)  # any batch size
 
 
 def test_predict_returns_frame_sized_results(openvino_bundle, synthetic):
@@ -77,20 +77,29 @@ def test_good_images_pass_and_defects_fail(openvino_bundle, synthetic):
 
 
 def test_bundle_metadata_and_ir_rt_info(openvino_bundle, run_dir):
-    metadata = read_bundle(openvino_bundle).metadata
+    metadata = json.loads((openvino_bundle / METADATA_FILE).read_text())
     run = json.loads((run_dir / "run.json").read_text())
     assert metadata["model"] == run["model"] and metadata["precision"] == "fp32" and metadata["format"] == "openvino"
     assert metadata["input"]["height"] == 128 and metadata["calibration"] == run["calibration"]
+    assert metadata["anomaly_map_size"] == [128, 128] and metadata["input"]["resize"] == run["resize"]
     assert set(metadata["files"]) == {"model.xml", "model.bin"}
-    rt_info = read_rt_metadata(openvino_bundle / "model.xml")
-    assert rt_info == {k: v for k, v in metadata.items() if k != "files"}
+    model = ov.Core().read_model(openvino_bundle / "model.xml")  # the .xml describes itself
+    assert json.loads(model.get_rt_info(["adedge"]).astype(str)) == {k: v for k, v in metadata.items() if k != "files"}
+    info = {key: model.get_rt_info(["model_info", key]).astype(str) for key in ("model_type", "image_threshold", "embedded_processing")}
+    assert info == {"model_type": "AnomalyDetection", "image_threshold": "0.5", "embedded_processing": "True"}
+    # every op asks to stay in f32 (what keeps OpenVINO's default bf16 away on CPUs that have it),
+    # and none is of a kind the CPU plugin would re-create without that mark
+    ops = model.get_ordered_ops()
+    assert all("DisablePrecisionConversion_0" in op.get_rt_info() for op in ops)
+    assert not [op for op in ops if op.get_type_name() in ("VariadicSplit", "Split", "StridedSlice", "Slice") and op.get_output_element_type(0) == ov.Type.f32]
+    assert all(op.get_type_info().version_id == "opset4" for op in ops if op.get_type_name() == "Interpolate")
 
 
 def test_fp16_bundle_is_smaller_and_close(run_dir, openvino_bundle, tmp_path, test_batch, torch_outputs):
     out = exporter.export_bundle(run_dir, tmp_path / "fp16", "openvino", "fp16")
-    assert out["precision"] == "fp16"
+    assert out.precision == "fp16"
     assert (tmp_path / "fp16" / "model.bin").stat().st_size < 0.6 * (openvino_bundle / "model.bin").stat().st_size
-    scores = Model.load(tmp_path / "fp16").infer(test_batch)[1]
+    scores = Model.load(tmp_path / "fp16").infer(test_batch)[0]
     assert np.corrcoef(scores, torch_outputs[1])[0, 1] > 0.99
 
 
@@ -111,11 +120,20 @@ def test_other_versions_and_broken_metadata_are_refused(onnx_bundle, tmp_path):
     copy = _copy(onnx_bundle, tmp_path)
     metadata = json.loads((copy / METADATA_FILE).read_text())
     (copy / METADATA_FILE).write_text(json.dumps({**metadata, "format_version": 99}))
-    with pytest.raises(AdedgeError, match="bundle format 99 .* re-export"):
+    with pytest.raises(AdedgeError, match="format 99 .* re-create"):
         Model.load(copy)
     (copy / METADATA_FILE).write_text(json.dumps({**metadata, "input": {**metadata["input"], "height": 64}}))
-    with pytest.raises(AdedgeError, match="takes input shape"):
+    with pytest.raises(AdedgeError, match="does not match the metadata inside model.onnx .*differs in input"):
         Model.load(copy, "onnxruntime")
+    (copy / METADATA_FILE).write_text(json.dumps({**metadata, "input": None}))
+    with pytest.raises(AdedgeError, match="adedge.json.input must be an object"):
+        Model.load(copy)
+    (copy / METADATA_FILE).write_text(json.dumps({**metadata, "calibration": {**metadata["calibration"], "images": "many"}}))
+    with pytest.raises(AdedgeError, match="calibration.images must be int"):
+        Model.load(copy)
+    (copy / METADATA_FILE).write_text(json.dumps({k: v for k, v in metadata.items() if k != "outputs"}))
+    with pytest.raises(AdedgeError, match="lacks the field 'outputs'"):
+        Model.load(copy)
     (copy / METADATA_FILE).write_text("{not json")
     with pytest.raises(AdedgeError, match="not valid JSON"):
         Model.load(copy)

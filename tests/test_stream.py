@@ -31,7 +31,7 @@ def test_images(synthetic) -> list[Path]:
 @pytest.mark.parametrize("mode", MODES)
 def test_stream_matches_predict_in_frame_order(openvino_bundle, test_images, mode):
     model = Model.load(openvino_bundle, mode=mode)
-    inspections = list(model.stream([str(p) for p in test_images], mode=mode))
+    inspections = list(model.stream([str(p) for p in test_images]))
     assert [i.frame for i in inspections] == list(range(len(test_images)))
     assert [i.source for i in inspections] == [str(p) for p in test_images]
     expected = Model.load(openvino_bundle).predict_batch(test_images, batch_size=1)
@@ -52,7 +52,7 @@ def test_a_bad_frame_is_skipped_and_the_stream_goes_on(openvino_bundle, test_ima
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     sources = [test_images[0], broken, test_images[1]]
-    inspections = list(Model.load(openvino_bundle, mode=mode).stream(ImageFiles(sources), mode=mode))
+    inspections = list(Model.load(openvino_bundle, mode=mode).stream(ImageFiles(sources)))
     assert [i.error is None for i in inspections] == [True, False, True]
     assert "not an image file" in inspections[1].error and inspections[1].record()["error"] == inspections[1].error
     summary = Summary()
@@ -132,7 +132,7 @@ def _counted(frames, taken: list) -> ImageFiles:
 def test_stop_delivers_every_frame_taken(openvino_bundle, test_images, mode):
     stop, taken = threading.Event(), []
     inspections = []
-    for inspection in Model.load(openvino_bundle, mode=mode).stream(_counted(itertools.cycle(test_images), taken), mode, stop):
+    for inspection in Model.load(openvino_bundle, mode=mode).stream(_counted(itertools.cycle(test_images), taken), stop):
         inspections.append(inspection)
         if len(inspections) == 5:
             stop.set()
@@ -154,7 +154,7 @@ def test_memory_stays_flat_over_a_long_stream(openvino_bundle, test_images):
             return frames
 
     rss = {}
-    for inspection in Model.load(openvino_bundle, mode="throughput").stream(Arrays(), "throughput"):
+    for inspection in Model.load(openvino_bundle, mode="throughput").stream(Arrays()):
         if inspection.frame in (500, 2999):
             rss[inspection.frame] = _rss_mb()
     assert rss[2999] - rss[500] < 15, rss

@@ -1,7 +1,8 @@
-"""Image and mask IO and resizing: the single code path shared by training and the runtime.
+"""Image and mask IO: the single decode path shared by training and the runtime.
 
-An image is decoded and resized here and nowhere else, so a part looks exactly the same to the
-model when it is trained on and when it is inspected on the line.
+An image is decoded here and nowhere else; resizing it to the model's size is part of the exported
+graph (adedge.train.detector.Preprocess), so a part looks exactly the same to the model when it is
+trained on and when any client inspects it. Maps and masks are resized here, to the frame's size.
 """
 
 from pathlib import Path
@@ -64,16 +65,6 @@ def load_mask(path: Path | str, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize uint8 RGB to (H, W): area averaging when shrinking, bilinear when enlarging."""
-    height, width = size
-    if image.shape[:2] == (height, width):
-        return image
-    shrinking = height * width < image.shape[0] * image.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
-
-
 def resize_map(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize a float [H, W] anomaly map bilinearly to (H, W) of the original frame."""
     if anomaly_map.shape == tuple(size):
@@ -92,7 +83,3 @@ def save_image(path: Path, image: np.ndarray) -> None:
     """Write uint8 RGB (or gray) to a file whose suffix picks the format."""
     Image.fromarray(image).save(path)
 
-
-def load_batch(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
-    """Decode and resize image files to one uint8 batch [N, H, W, 3] at the model's input size."""
-    return np.stack([resize_image(load_image(p), size) for p in paths])

@@ -1,5 +1,6 @@
 """`adedge export`: a run folder -> a bundle folder (model file(s) + adedge.json), written atomically."""
 
+import dataclasses
 import datetime
 import json
 import tempfile
@@ -7,40 +8,63 @@ from pathlib import Path
 
 from adedge import __version__
 from adedge.errors import AdedgeError
-from adedge.export.onnx_file import export_onnx
+from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
 from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, quantize_int8
 from adedge.fileio import atomic_directory
+from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, to_dict
 from adedge.runtime.bundle import (
-    BUNDLE_FORMAT_VERSION,
     FORMATS,
     INPUT_NAME,
     METADATA_FILE,
     OUTPUT_NAMES,
     PRECISIONS,
+    SIGNATURE_FILE,
     THRESHOLD,
+    embedded_record,
+    read_key,
     sha256_file,
+    signature,
 )
 from adedge.train.checkpoint import load_run
 
 
-def bundle_metadata(info: dict, fmt: str, precision: str) -> dict:
+def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
     """adedge.json's content (less the file hashes) from a run's run.json."""
-    height, width = info["image_size"]
+    height, width = info.image_size
+    return BundleMetadata(
+        format_version=BUNDLE_FORMAT_VERSION,
+        adedge_version=__version__,
+        model=info.model,
+        backbone=info.backbone,
+        stages=info.stages,
+        format=fmt,
+        precision=precision,
+        input=InputSpec(INPUT_NAME, "uint8", "NHWC", "RGB", height, width, info.resize),
+        outputs=list(OUTPUT_NAMES),
+        anomaly_map_size=[height, width],
+        threshold=THRESHOLD,
+        calibration=info.calibration,
+        trained_on=info.dataset,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def model_api_info(metadata: BundleMetadata) -> dict[str, str]:
+    """The `model_info` OpenVINO Model API's AnomalyDetection reads: the graph takes raw RGB frames
+    (embedded_processing) and returns anomalib's four outputs, already thresholded at 0.5."""
     return {
-        "format_version": BUNDLE_FORMAT_VERSION,
-        "adedge_version": __version__,
-        "model": info["model"],
-        "backbone": info["backbone"],
-        "stages": info["stages"],
-        "format": fmt,
-        "precision": precision,
-        "input": {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": "RGB", "height": height, "width": width},
-        "outputs": list(OUTPUT_NAMES),
-        "threshold": THRESHOLD,
-        "calibration": info["calibration"],
-        "trained_on": info["dataset"],
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model_type": "AnomalyDetection",
+        "task": "segmentation",
+        "labels": "Normal Anomaly",
+        "image_threshold": str(THRESHOLD),
+        "pixel_threshold": str(THRESHOLD),
+        "normalization_scale": "1.0",
+        "embedded_processing": "True",
+        "input_dtype": "u8",
+        "reverse_input_channels": "False",
+        "orig_height": str(metadata.input.height),
+        "orig_width": str(metadata.input.width),
     }
 
 
@@ -51,12 +75,13 @@ def export_bundle(
     precision: str = "fp32",
     max_drop: float = DEFAULT_MAX_DROP,
     int8_modes: tuple[str, ...] = INT8_MODES,
-) -> dict:
+    sign_key: Path | str | None = None,
+) -> BundleMetadata:
     """Export RUN_DIR's detector as one graph to OUT; returns the bundle's metadata.
 
-    fp16 compresses the IR's weights; bf16 keeps fp32 weights and asks the runtime for bf16
-    arithmetic; int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP
-    image or pixel AUROC (benchmarks pick one mode to time it).
+    fp16 compresses the IR's weights; bf16 keeps fp32 weights and lets the CPU compute in bf16;
+    int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP image or pixel
+    AUROC (benchmarks pick one mode to time it). With SIGN_KEY (a key file) the bundle is signed.
     """
     if fmt not in FORMATS:
         raise AdedgeError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
@@ -66,18 +91,23 @@ def export_bundle(
         raise AdedgeError(f"--max-drop must be at least 0, got {max_drop}")
     if fmt == "onnx" and precision != "fp32":
         raise AdedgeError(f"--precision {precision} needs --format openvino; ONNX bundles are fp32")
+    key = read_key(sign_key) if sign_key is not None else None
     detector, info = load_run(run_dir)
     metadata = bundle_metadata(info, fmt, precision)
     with atomic_directory(out, METADATA_FILE) as scratch:
         if fmt == "onnx":
-            files = [export_onnx(detector, scratch / FORMATS["onnx"])]
+            properties = onnx_metadata(model_api_info(metadata), embedded_record(metadata))
+            files = [export_onnx(detector, scratch / FORMATS["onnx"], properties)]
         else:
             with tempfile.TemporaryDirectory() as work:
                 model = convert_onnx(export_onnx(detector, Path(work) / FORMATS["onnx"]))
                 if precision == "int8":
-                    model, metadata["quantization"] = quantize_int8(model, info, max_drop, int8_modes)
-                xml = save_openvino(model, scratch / FORMATS["openvino"], precision, metadata)
+                    model, report = quantize_int8(model, info, max_drop, int8_modes)
+                    metadata = dataclasses.replace(metadata, quantization=report)
+                xml = save_openvino(model, scratch / FORMATS["openvino"], precision, model_api_info(metadata), embedded_record(metadata))
             files = [xml, xml.with_suffix(".bin")]
-        metadata["files"] = {f.name: sha256_file(f) for f in files}
-        (scratch / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+        metadata = dataclasses.replace(metadata, files={f.name: sha256_file(f) for f in files})
+        (scratch / METADATA_FILE).write_text(json.dumps(to_dict(metadata), indent=2) + "\n")
+        if key is not None:
+            (scratch / SIGNATURE_FILE).write_text(signature(key, (scratch / METADATA_FILE).read_bytes()) + "\n")
     return metadata

@@ -1,31 +1,76 @@
-"""OpenVINO IR from the ONNX graph, with the bundle metadata in the IR's runtime info.
+"""OpenVINO IR from the ONNX graph, self-describing and precision-robust.
 
 Converted from the ONNX file, never from the torch module: ov.convert_model(module) silently drops
-Softplus' beta (see ENVIRONMENT.md).
+Softplus' beta (see ENVIRONMENT.md). The IR carries adedge's metadata and OpenVINO Model API's
+`model_info` in its runtime info, and every layer of an fp32, fp16 or int8 IR is marked
+DisablePrecisionConversion, which OpenVINO's CPU plugin honours by keeping the layer in f32 where it
+would otherwise run bf16 by default (CPUs with bf16 units), so a client that compiles the IR with
+default settings gets the same verdicts as one that asks for f32.
 """
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import openvino as ov
+import openvino.opset10 as opset10
 
 RT_INFO_ROOT = "adedge"
+MODEL_INFO = "model_info"
+KEEP_PRECISION = {"name": "DisablePrecisionConversion", "version": "0", "value": "dynamic:f16"}
 
 
 def convert_onnx(onnx_path: Path) -> ov.Model:
-    return ov.convert_model(str(onnx_path))
+    model = ov.convert_model(str(onnx_path))
+    model.inputs[0].get_node().set_layout(ov.Layout("NHWC"))
+    _interpolate_v4(model)
+    return model
 
 
-def save_openvino(model: ov.Model, xml_path: Path, precision: str, metadata: dict) -> Path:
-    """Write model.xml/.bin with METADATA as runtime info; fp16 compresses the weights, others keep fp32."""
-    for key, value in metadata.items():
-        model.set_rt_info(json.dumps(value), [RT_INFO_ROOT, key])
+def _interpolate_v4(model: ov.Model) -> None:
+    """Replace each Interpolate-11 (what ONNX Resize becomes) with the equivalent Interpolate-4.
+
+    The CPU plugin rewrites Interpolate-11 into Interpolate-4 itself, and the node it creates no
+    longer carries the keep-f32 mark, so resizing would run in bf16 on CPUs that have it."""
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Interpolate" or node.get_type_info().version_id != "opset11":
+            continue
+        attributes = node.get_attributes()
+        if attributes["shape_calculation_mode"] != "sizes" or node.get_input_size() != 2:
+            continue  # adedge's graphs resize to sizes over all axes; anything else stays as it is
+        data, sizes = node.input_value(0), node.input_value(1)
+        rank = data.get_partial_shape().rank.get_length()
+        replacement = opset10.interpolate(
+            data, sizes, opset10.constant(np.ones(rank, np.float32)), axes=opset10.constant(np.arange(rank, dtype=np.int64)),
+            mode=attributes["mode"], shape_calculation_mode="sizes", pads_begin=attributes["pads_begin"],
+            pads_end=attributes["pads_end"], coordinate_transformation_mode=attributes["coordinate_transformation_mode"],
+            nearest_mode=attributes["nearest_mode"], antialias=attributes["antialias"], cube_coeff=attributes["cube_coeff"],
+        )
+        replacement.set_friendly_name(node.get_friendly_name())
+        node.output(0).replace(replacement.output(0))
+    model.validate_nodes_and_infer_types()
+
+
+def _keep_precision(xml_path: Path) -> None:
+    """Mark every layer of the saved IR to stay in its original (f32) precision."""
+    tree = ET.parse(xml_path)
+    for layer in tree.getroot().iter("layer"):
+        rt_info = layer.find("rt_info")
+        if rt_info is None:
+            rt_info = ET.SubElement(layer, "rt_info")
+        if not any(a.get("name") == KEEP_PRECISION["name"] for a in rt_info.iter("attribute")):
+            ET.SubElement(rt_info, "attribute", KEEP_PRECISION)
+    tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+
+
+def save_openvino(model: ov.Model, xml_path: Path, precision: str, model_info: dict[str, str], adedge: dict) -> Path:
+    """Write model.xml/.bin: fp16 compresses the weights, others keep fp32; every precision but bf16
+    (whose point is bf16 arithmetic) keeps its layers in f32."""
+    for key, value in model_info.items():
+        model.set_rt_info(value, [MODEL_INFO, key])
+    model.set_rt_info(json.dumps(adedge, sort_keys=True), [RT_INFO_ROOT])
     ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
+    if precision != "bf16":
+        _keep_precision(xml_path)
     return xml_path
-
-
-def read_rt_metadata(xml_path: Path) -> dict:
-    """The metadata stored in an IR's runtime info (what makes the .xml describe itself)."""
-    model = ov.Core().read_model(str(xml_path))
-    info = model.get_rt_info()[RT_INFO_ROOT]
-    return {key: json.loads(info[key].astype(str)) for key in info}

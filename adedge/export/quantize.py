@@ -14,55 +14,58 @@ synthetic-defect proxy had not seen the difference.
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import openvino as ov
 
 from adedge.data.datasets import open_dataset
-from adedge.data.images import load_batch
+from adedge.data.images import load_image
 from adedge.data.synthetic import add_defect
 from adedge.errors import AdedgeError
 from adedge.export.quiet import quiet
+from adedge.formats import QuantizationReport, RunInfo
 from adedge.metrics import evaluate
+from adedge.train.models import model_plugin
 
 CALIBRATION_IMAGES = 300
 DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
-# the op types NNCF would otherwise quantise besides convolutions (heads, resizing, normalisation, and
-# the backbone's residual Adds): kept in float when only convolutions are quantised
-HEAD_OP_TYPES = ["MatMul", "Interpolate", "ReduceMax", "ReduceSum", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Subtract", "Divide", "Power", "Add"]
+# besides the model's head (its plug-in names the op types), the op types NNCF would otherwise quantise
+# in resizing, normalisation, the backbone's residual Adds and the calibrated outputs: kept in float
+# when only convolutions are quantised
+GRAPH_OP_TYPES = ("Interpolate", "Subtract", "Divide", "Multiply", "Add", "Sigmoid", "Greater")
 STEM_CONVOLUTIONS = 2  # the first convolutions in graph order: the stem and the first block's
 BATCH = 8
 
 
-def _images(info: dict) -> tuple[list[Path], list[Path]]:
+def _images(info: RunInfo) -> tuple[list[Path], list[Path]]:
     """The run's fit images (for calibration) and held-back images (for validation)."""
-    dataset_info = info["dataset"]
-    root = Path(dataset_info["root"])
+    root = Path(info.dataset.root)
     if not root.is_dir():
         raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on, at {root}, which is gone")
     dataset = open_dataset(root)
-    held_back = {root / name for name in dataset_info.get("held_back", [])}
+    held_back = {root / name for name in info.dataset.held_back}
     fit = [s.path for s in dataset.train if s.path not in held_back]
     validation = sorted(held_back) or fit[:: max(1, len(fit) // 20)]  # a --val-data run held none back
     return fit, validation
 
 
-def _validation_set(paths: list[Path], size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    good = load_batch(paths, size)
+def _validation_set(paths: list[Path], size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Held-back good frames at the model's size, and copies with a synthetic defect (and its mask)."""
+    good = [cv2.resize(load_image(p), size[::-1], interpolation=cv2.INTER_AREA) for p in paths]
     rng = np.random.default_rng(seed)
     defective, masks = zip(*(add_defect(image, rng) for image in good))
-    images = np.concatenate([good, np.stack(defective)])
     labels = np.repeat([False, True], len(good))
-    return images, labels, np.concatenate([np.zeros((len(good), *size), bool), np.stack(masks)])
+    return good + list(defective), labels, np.concatenate([np.zeros((len(good), *size), bool), np.stack(masks)])
 
 
-def _accuracy(model: ov.Model, images: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+def _accuracy(model: ov.Model, images: list[np.ndarray], labels: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     request = compiled.create_infer_request()
     maps, scores = [], []
     for start in range(0, len(images), BATCH):
-        results = request.infer({0: images[start : start + BATCH]})
+        results = request.infer({0: np.stack(images[start : start + BATCH])})
         maps.append(results[compiled.output("anomaly_map")][:, 0])
-        scores.append(results[compiled.output("score")])
+        scores.append(results[compiled.output("pred_score")])
     metrics = evaluate(np.concatenate(scores), labels, np.concatenate(maps), masks)
     return {"image_auroc": metrics["image_auroc"], "pixel_auroc": metrics["pixel_auroc"]}
 
@@ -70,19 +73,22 @@ def _accuracy(model: ov.Model, images: np.ndarray, labels: np.ndarray, masks: np
 INT8_MODES = ("all layers", "convolutions after the stem")  # tried in this order
 
 
-def quantize_int8(model: ov.Model, info: dict, max_drop: float, modes: tuple[str, ...] = INT8_MODES) -> tuple[ov.Model, dict]:
+def quantize_int8(
+    model: ov.Model, info: RunInfo, max_drop: float, modes: tuple[str, ...] = INT8_MODES
+) -> tuple[ov.Model, QuantizationReport]:
     """Quantise MODEL (the float graph of run INFO) in the first of MODES that loses at most MAX_DROP;
     returns the INT8 model and what was measured."""
     import nncf
 
-    size = tuple(info["image_size"])
+    size = tuple(info.image_size)
     fit, validation = _images(info)
-    calibration = load_batch(fit[:CALIBRATION_IMAGES], size)
-    dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
-    images, labels, masks = _validation_set(validation, size, info.get("seed", 0))
+    calibration = [load_image(p)[None] for p in fit[:CALIBRATION_IMAGES]]  # frames as they come
+    dataset = nncf.Dataset(calibration)
+    images, labels, masks = _validation_set(validation, size, info.seed)
     reference = _accuracy(model, images, labels, masks)
     convolutions = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
-    stem = nncf.IgnoredScope(types=HEAD_OP_TYPES, names=convolutions[:STEM_CONVOLUTIONS], validate=False)
+    float_types = sorted(set(GRAPH_OP_TYPES) | set(model_plugin(info.model).float_op_types))
+    stem = nncf.IgnoredScope(types=float_types, names=convolutions[:STEM_CONVOLUTIONS], validate=False)
     ignored_scopes = dict(zip(INT8_MODES, (None, stem)))
     attempts = []
     for mode in modes:
@@ -93,8 +99,7 @@ def quantize_int8(model: ov.Model, info: dict, max_drop: float, modes: tuple[str
         drop = max(reference[k] - measured[k] for k in reference)
         attempts.append({"mode": mode, **measured, "drop": drop})
         if drop <= max_drop:
-            report = {"mode": mode, "calibration_images": len(calibration), "validation_images": len(images), "max_drop": max_drop}
-            return quantized, {**report, "float": reference, "attempts": attempts}
+            return quantized, QuantizationReport(mode, len(calibration), len(images), max_drop, reference, attempts)
     tried = "; ".join(f"{a['mode']}: {100 * a['drop']:.2f}" for a in attempts)
     raise AdedgeError(
         f"INT8 loses more AUROC than --max-drop {max_drop} allows on {len(images)} held-back validation images "

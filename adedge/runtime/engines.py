@@ -1,26 +1,50 @@
-"""Inference engines: OpenVINO and ONNX Runtime behind one `infer(batch) -> (maps, scores)` call.
+"""Inference engines: OpenVINO and ONNX Runtime behind one interface, synchronous and asynchronous.
 
-Only the engine lives here; resizing and thresholds live in model.py, as in OpenVINO's Model API.
+Only the engine lives here; turning outputs into results lives in model.py, as in OpenVINO's Model
+API. Each engine reads the adedge record embedded in its model file and has the bundle check it
+before the graph is compiled.
 """
 
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
 
 from adedge.errors import AdedgeError
-from adedge.runtime.bundle import INPUT_NAME, OUTPUT_NAMES, Bundle
+from adedge.runtime.bundle import INPUT_NAME, Bundle
 
 BACKENDS = ("openvino", "onnxruntime")
 MODES = ("latency", "throughput")  # one request on all cores, or several in flight
+OUTPUTS = ("pred_score", "anomaly_map")  # what the runtime reads of the graph's four outputs
 # The hint each bundle precision runs with. fp16 IR weights are widened on load and int8 bundles keep
 # their float parts in f32, for parity with the trained model (the CPU plugin would otherwise pick bf16
 # on CPUs that have it); bf16 asks for bf16 arithmetic, which CPUs without bf16 support run as f32.
 INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
 
+Outputs = tuple[np.ndarray, np.ndarray]  # scores [N], anomaly maps [N, h, w]
+
+
+class Request(Protocol):
+    def start(self, batch: np.ndarray) -> None:
+        """Begin inferring BATCH in the background."""
+        ...
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Scores, maps and the inference's milliseconds of the batch last started."""
+        ...
+
 
 class Engine(Protocol):
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 [N, H, W, 3] -> anomaly maps [N, 1, H, W] and scores [N], float32."""
+    requests: int  # how many requests keep it busy in throughput mode
+
+    def infer(self, batch: np.ndarray) -> Outputs:
+        """uint8 frames [N, H, W, 3] -> scores [N] and anomaly maps [N, h, w], float32."""
+        ...
+
+    def async_requests(self) -> list[Request]:
+        """`requests` requests that run in the background, for throughput mode."""
         ...
 
 
@@ -28,7 +52,7 @@ class OpenVINOEngine:
     """OpenVINO on CPU (or another device), with the precision hint the bundle asks for.
 
     mode "latency" runs one request on all cores; "throughput" lets OpenVINO split the cores into
-    streams and offers as many asynchronous requests as it finds best (`requests`).
+    streams and offers as many asynchronous requests as it finds best.
     """
 
     def __init__(self, bundle: Bundle, device: str = "CPU", threads: int | None = None, mode: str = "latency") -> None:
@@ -39,25 +63,36 @@ class OpenVINOEngine:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
         try:
-            self.compiled = core.compile_model(core.read_model(str(bundle.model_file)), device, config)
+            model = core.read_model(str(bundle.model_file))
+        except RuntimeError as exc:
+            raise AdedgeError(f"OpenVINO cannot read {bundle.model_file}: {str(exc).splitlines()[0]}") from None
+        bundle.check_embedded(_ov_embedded(model))
+        try:
+            self.compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
             raise AdedgeError(f"OpenVINO cannot load {bundle.model_file} on {device}: {str(exc).splitlines()[0]}") from None
-        _check_input(bundle, [d.get_length() if d.is_static else -1 for d in self.compiled.input(0).get_partial_shape()])
+        self.outputs = [self.compiled.output(name) for name in OUTPUTS]
         self.request = self.compiled.create_infer_request()
-        self.outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
         self.requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def infer(self, batch: np.ndarray) -> Outputs:
         results = self.request.infer({0: batch})
-        return results[self.outputs[0]], results[self.outputs[1]]
+        return results[self.outputs[0]], results[self.outputs[1]][:, 0]
 
-    def async_requests(self) -> list["AsyncRequest"]:
-        """`requests` requests that run in the background, for throughput mode."""
-        return [AsyncRequest(self.compiled.create_infer_request(), self.outputs) for _ in range(self.requests)]
+    def async_requests(self) -> list[Request]:
+        return [OpenVINORequest(self.compiled.create_infer_request(), self.outputs) for _ in range(self.requests)]
 
 
-class AsyncRequest:
-    """One OpenVINO request run in the background: start(batch), later wait() for its outputs."""
+def _ov_embedded(model) -> str | None:
+    """The adedge record of an IR (its runtime info) or of an ONNX file OpenVINO read (metadata_props)."""
+    for path in (["adedge"], ["framework", "adedge"]):
+        if model.has_rt_info(path):
+            return model.get_rt_info(path).astype(str)
+    return None
+
+
+class OpenVINORequest:
+    """One OpenVINO request run in the background."""
 
     def __init__(self, request, outputs: list) -> None:
         self.request, self.outputs = request, outputs
@@ -66,36 +101,55 @@ class AsyncRequest:
         self.request.start_async({0: batch})
 
     def wait(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Anomaly maps, scores (copies: the request's buffers are reused) and the inference's ms."""
         self.request.wait()
-        maps, scores = (self.request.get_tensor(output).data.copy() for output in self.outputs)
-        return maps, scores, self.request.latency
+        scores, maps = (self.request.get_tensor(output).data.copy() for output in self.outputs)  # buffers are reused
+        return scores, maps[:, 0], self.request.latency
 
 
 class OnnxRuntimeEngine:
-    """ONNX Runtime's CPU provider, for ONNX bundles."""
+    """ONNX Runtime's CPU provider, for ONNX bundles (the `onnx` extra)."""
 
-    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        if bundle.metadata["format"] != "onnx":
-            raise AdedgeError(f"onnxruntime runs ONNX bundles only; {bundle.path} is {bundle.metadata['format']}: export with --format onnx")
+    def __init__(self, bundle: Bundle, threads: int | None = None, mode: str = "latency") -> None:
+        try:
+            import onnxruntime as ort
+        except ModuleNotFoundError:
+            raise AdedgeError("the onnxruntime backend needs ONNX Runtime: pip install 'adedge[onnx]'") from None
+        if bundle.metadata.format != "onnx":
+            raise AdedgeError(f"onnxruntime runs ONNX bundles only; {bundle.path} is {bundle.metadata.format}: export with --format onnx")
+        self.requests = 1 if mode == "latency" else 2
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 1) // self.requests)
         self.session = ort.InferenceSession(str(bundle.model_file), options, providers=["CPUExecutionProvider"])
-        _check_input(bundle, [d if isinstance(d, int) else -1 for d in self.session.get_inputs()[0].shape])
+        bundle.check_embedded(self.session.get_modelmeta().custom_metadata_map.get("adedge"))
+        self.pool: ThreadPoolExecutor | None = None
 
-    def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        anomaly_map, score = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
-        return anomaly_map, score
+    def infer(self, batch: np.ndarray) -> Outputs:
+        scores, maps = self.session.run(list(OUTPUTS), {INPUT_NAME: batch})
+        return scores, maps[:, 0]
+
+    def async_requests(self) -> list[Request]:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.requests, thread_name_prefix="adedge-ort")  # ORT runs without the GIL
+        return [ThreadRequest(self.pool, self.infer) for _ in range(self.requests)]
 
 
-def _check_input(bundle: Bundle, shape: list[int]) -> None:
-    """The graph's input must be [dynamic N, H, W, 3] with the H and W adedge.json promises."""
-    expected = [-1, *bundle.input_size, 3]
-    if shape != expected:
-        raise AdedgeError(f"{bundle.model_file} takes input shape {shape}, but {bundle.path}/adedge.json says {expected}")
+class ThreadRequest:
+    """A synchronous engine's inference run on a worker thread."""
+
+    def __init__(self, pool: ThreadPoolExecutor, infer) -> None:
+        self.pool, self.infer = pool, infer
+        self.future: Future | None = None
+
+    def _timed(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        start = time.perf_counter()
+        scores, maps = self.infer(batch)
+        return scores, maps, (time.perf_counter() - start) * 1000.0
+
+    def start(self, batch: np.ndarray) -> None:
+        self.future = self.pool.submit(self._timed, batch)
+
+    def wait(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.future.result()
 
 
 def create_engine(
@@ -105,8 +159,6 @@ def create_engine(
         raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     if backend == "openvino":
         return OpenVINOEngine(bundle, device, threads, mode)
-    if mode == "throughput":
-        raise AdedgeError("throughput mode needs the openvino backend")
     if backend == "onnxruntime":
-        return OnnxRuntimeEngine(bundle, threads)
+        return OnnxRuntimeEngine(bundle, threads, mode)
     raise AdedgeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

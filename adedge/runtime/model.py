@@ -1,4 +1,4 @@
-"""The line-side model: a validated bundle + an engine, with resizing and thresholds around it."""
+"""The line-side model: a validated bundle + an engine, with results (verdict, frame-size map) around it."""
 
 import threading
 from collections.abc import Iterator
@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from adedge.data.images import load_image, resize_image, resize_map
+from adedge.data.images import load_image, resize_map
 from adedge.errors import AdedgeError
+from adedge.formats import BundleMetadata
 from adedge.runtime.bundle import THRESHOLD, Bundle, read_bundle
 from adedge.runtime.engines import Engine, create_engine
 
@@ -45,33 +46,40 @@ class Result:
 
 
 class Model:
-    """Load with Model.load(bundle); predict(frame) or predict_batch(frames)."""
+    """Load with Model.load(bundle); predict(frame) or predict_batch(frames) of any size; stream(source)."""
 
-    def __init__(self, bundle: Bundle, engine: Engine) -> None:
-        self.bundle, self.engine = bundle, engine
+    def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency") -> None:
+        self.bundle, self.engine, self.mode = bundle, engine, mode
 
     @classmethod
     def load(
-        cls, path: Path | str, backend: str = "openvino", device: str = "CPU", threads: int | None = None, mode: str = "latency"
+        cls,
+        path: Path | str,
+        backend: str = "openvino",
+        device: str = "CPU",
+        threads: int | None = None,
+        mode: str = "latency",
+        key: bytes | None = None,
     ) -> "Model":
-        """MODE "throughput" prepares several asynchronous requests for `stream(..., mode="throughput")`."""
-        bundle = read_bundle(path)
-        return cls(bundle, create_engine(bundle, backend, device, threads, mode))
+        """MODE "throughput" keeps several requests in flight in `stream`; with KEY (bytes) the
+        bundle must carry a signature made with it."""
+        bundle = read_bundle(path, key)
+        return cls(bundle, create_engine(bundle, backend, device, threads, mode), mode)
 
     @property
-    def metadata(self) -> dict:
+    def metadata(self) -> BundleMetadata:
         return self.bundle.metadata
 
     @property
     def input_size(self) -> tuple[int, int]:
+        """The size the graph resizes every frame to (and of its anomaly map)."""
         return self.bundle.input_size
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run the graph on uint8 [N, H, W, 3] at the input size: maps [N, H, W] and scores [N]."""
-        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[1:] != (*self.input_size, 3):
-            raise AdedgeError(f"expected uint8 [N, {self.input_size[0]}, {self.input_size[1]}, 3], got {batch.dtype} {list(batch.shape)}")
-        anomaly_map, score = self.engine.infer(batch)
-        return anomaly_map[:, 0], score
+        """Run the graph on uint8 frames [N, H, W, 3]: scores [N] and anomaly maps [N, h, w] at the model's size."""
+        if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3:
+            raise AdedgeError(f"expected uint8 frames [N, H, W, 3], got {batch.dtype} {list(batch.shape)}")
+        return self.engine.infer(batch)
 
     def _frame(self, frame: FrameLike) -> np.ndarray:
         image = load_image(frame) if isinstance(frame, (str, Path)) else frame
@@ -80,12 +88,17 @@ class Model:
         return image
 
     def predict_batch(self, frames: list[FrameLike], batch_size: int = 8) -> list[Result]:
-        """Inspect frames (arrays or image paths); each result is independent of its batch-mates."""
-        results = []
+        """Inspect frames (arrays or image paths, any sizes); each result is independent of its batch-mates."""
+        results: list[Result] = []
         for start in range(0, len(frames), batch_size):
             images = [self._frame(f) for f in frames[start : start + batch_size]]
-            maps, scores = self.infer(np.stack([resize_image(i, self.input_size) for i in images]))
-            results += [self.result(image, anomaly_map, float(score)) for image, anomaly_map, score in zip(images, maps, scores)]
+            batch: list[Result | None] = [None] * len(images)
+            for shape in dict.fromkeys(image.shape for image in images):  # one call per frame size
+                same = [n for n, image in enumerate(images) if image.shape == shape]
+                scores, maps = self.infer(np.stack([images[n] for n in same]))
+                for n, score, anomaly_map in zip(same, scores, maps):
+                    batch[n] = self.result(images[n], anomaly_map, float(score))
+            results += batch
         return results
 
     def predict(self, frame: FrameLike) -> Result:
@@ -95,10 +108,9 @@ class Model:
         """The Result for IMAGE from the graph's map and score for it."""
         return Result(score, score > THRESHOLD, anomaly_map, image.shape[:2])
 
-    def stream(
-        self, source: "Source | str | list[str]", mode: str = "latency", stop: threading.Event | None = None
-    ) -> "Iterator[Inspection]":
-        """Inspect every frame of SOURCE in frame order (see adedge.runtime.stream.inspect_stream)."""
+    def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
+        """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with
+        (see adedge.runtime.stream.inspect_stream)."""
         from adedge.runtime.stream import inspect_stream
 
-        return inspect_stream(self, source, mode, stop)
+        return inspect_stream(self, source, stop)

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adedge.data.images import resize_image
 from adedge.errors import AdedgeError
-from adedge.runtime.engines import MODES
 from adedge.runtime.model import Model, Result
 from adedge.runtime.sources import Frame, Source, open_source
 
@@ -84,12 +82,12 @@ class Summary:
                 "fps": round(inspected / seconds, 2) if seconds > 0 else 0.0, "seconds": round(seconds, 3)}
 
 
-def _prepare(frame: Frame, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and resize one frame: (frame image, model input)."""
+def _prepare(frame: Frame) -> np.ndarray:
+    """Decode one frame (the graph resizes it)."""
     image = frame.read()
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise AdedgeError(f"frame {frame.index} of {frame.source} is not uint8 RGB: {image.dtype} {list(image.shape)}")
-    return image, resize_image(image, size)
+    return image
 
 
 def _failure(exc: Exception) -> str:
@@ -100,9 +98,9 @@ def _latency_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspection]
     for frame in frames:
         taken, start = time.time(), time.perf_counter()
         try:
-            image, tensor = _prepare(frame, model.input_size)
+            image = _prepare(frame)
             before = time.perf_counter()
-            maps, scores = model.infer(tensor[None])
+            scores, maps = model.infer(image[None])
             model_ms = (time.perf_counter() - before) * 1000.0
         except Exception as exc:  # noqa: BLE001 - a bad frame is logged and skipped, whatever broke
             yield Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc))
@@ -111,12 +109,12 @@ def _latency_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspection]
         yield Inspection(frame.source, frame.index, taken, (time.perf_counter() - start) * 1000.0, model_ms, result, image=image)
 
 
-def _decoded_ahead(frames: Iterable[Frame], size: tuple[int, int], depth: int) -> Iterator[tuple[Frame, float, float, Future]]:
+def _decoded_ahead(frames: Iterable[Frame], depth: int) -> Iterator[tuple[Frame, float, float, Future]]:
     """Frames with their decoding started on worker threads, up to DEPTH ahead, in order."""
     window: deque = deque()
     with ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="adedge-decode") as pool:
         for frame in frames:
-            window.append((frame, time.time(), time.perf_counter(), pool.submit(_prepare, frame, size)))
+            window.append((frame, time.time(), time.perf_counter(), pool.submit(_prepare, frame)))
             if len(window) > depth:
                 yield window.popleft()
         yield from window
@@ -133,17 +131,17 @@ def _throughput_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspecti
         if isinstance(entry, Inspection):
             return entry
         frame, taken, start, image, request = entry
-        maps, scores, model_ms = request.wait()
+        scores, maps, model_ms = request.wait()
         idle.append(request)
-        result = model.result(image, maps[0, 0], float(scores[0]))
+        result = model.result(image, maps[0], float(scores[0]))
         return Inspection(frame.source, frame.index, taken, (time.perf_counter() - start) * 1000.0, model_ms, result, image=image)
 
-    for frame, taken, start, decoding in _decoded_ahead(frames, model.input_size, 2 * len(idle)):
+    for frame, taken, start, decoding in _decoded_ahead(frames, 2 * len(idle)):
         while not idle:
             yield oldest()
         try:
-            image, tensor = decoding.result()
-            idle[-1].start(tensor[None])
+            image = decoding.result()
+            idle[-1].start(image[None])
             in_flight.append((frame, taken, start, image, idle.pop()))
         except Exception as exc:  # noqa: BLE001 - a bad frame is logged and skipped, whatever broke
             in_flight.append(Inspection(frame.source, frame.index, taken, 0.0, 0.0, error=_failure(exc)))
@@ -151,15 +149,10 @@ def _throughput_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspecti
         yield oldest()
 
 
-def inspect_stream(
-    model: Model, source: Source | str | list[str], mode: str = "latency", stop: threading.Event | None = None
-) -> Iterator[Inspection]:
+def inspect_stream(model: Model, source: Source | str | list[str], stop: threading.Event | None = None) -> Iterator[Inspection]:
     """Inspect every frame of SOURCE (a Source, or what `open_source` takes) in order, until it
-    ends or STOP is set; in throughput mode the model must have been loaded with mode="throughput"."""
-    if mode not in MODES:
-        raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if mode == "throughput" and not hasattr(model.engine, "async_requests"):
-        raise AdedgeError("throughput mode needs the openvino backend")
+    ends or STOP is set, in the mode MODEL was loaded with: latency (one frame at a time) or
+    throughput (several requests in flight)."""
     source = open_source(source) if isinstance(source, (str, list)) else source
     frames = source.frames(stop or threading.Event())
-    yield from (_throughput_mode if mode == "throughput" else _latency_mode)(model, frames)
+    yield from (_throughput_mode if model.mode == "throughput" else _latency_mode)(model, frames)

@@ -49,6 +49,16 @@ class Backbone(nn.Module):
         names = ", ".join(s.name for s in self.stages)
         raise AdedgeError(f"{type(self).__name__} has no stage {name!r}; choose from {names}")
 
+    def stages_at(self, strides: tuple[int, ...]) -> list[str]:
+        """The deepest stage of each stride (how a model names its default stages)."""
+        names = []
+        for stride in strides:
+            matching = [s.name for s in self.stages if s.stride == stride]
+            if not matching:
+                raise AdedgeError(f"{type(self).__name__} has no stage of stride {stride}")
+            names.append(matching[-1])
+        return names
+
     def keep_stages(self, names: list[str]) -> None:
         """Return only NAMES from forward and drop every layer after the deepest of them."""
         order = [s.name for s in self.stages]
@@ -259,26 +269,18 @@ class ResNet(Backbone):
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """How to build a backbone, where its published weights live, and its default stages per model."""
+    """How to build a backbone and where its published weights live."""
 
     build: Callable[[], Backbone]
     weights_url: str | None
-    dfm_stage: str
-    cflow_stages: tuple[str, ...]
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(EfficientNetLite0, None, "block10", ("block4", "block10", "block15")),
-    "resnet18": BackboneSpec(
-        lambda: ResNet(_BasicBlock, (2, 2, 2, 2)), "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-        "layer3",
-        ("layer2", "layer3", "layer4"),
-    ),
+    "efficientnet_lite0": BackboneSpec(EfficientNetLite0, None),
+    "resnet18": BackboneSpec(lambda: ResNet(_BasicBlock, (2, 2, 2, 2)), "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
     "wide_resnet50_2": BackboneSpec(
         lambda: ResNet(_Bottleneck, (3, 4, 6, 3), width=128),
         "https://download.pytorch.org/models/wide_resnet50_2-32ee1156.pth",
-        "layer3",
-        ("layer2", "layer3", "layer4"),
     ),
 }
 

@@ -5,29 +5,13 @@ values), or from a labelled validation folder (the F1-optimal threshold). The sc
 deviations of good values onto 0.5, so a normalised good value sits near 0 and the threshold at 0.5.
 """
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from adedge.errors import AdedgeError
+from adedge.formats import Calibration
 from adedge.metrics import f1_max
 
 SIGMAS = 3.0
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Score and map normalisation: normalised = 0.5 + (raw - threshold) / scale."""
-
-    score_threshold: float
-    score_scale: float
-    map_threshold: float
-    map_scale: float
-    method: str
-    images: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _scale(good: np.ndarray, threshold: float) -> float:

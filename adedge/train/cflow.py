@@ -8,6 +8,7 @@ log-likelihood is normalised with a constant fitted on training features, never 
 """
 
 import math
+from dataclasses import dataclass
 
 import FrEIA.framework as Ff
 import FrEIA.modules as Fm
@@ -16,9 +17,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adedge.errors import AdedgeError
 from adedge.progress import Track
+from adedge.train.models import ModelPlugin
 
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class CflowSettings:
+    """The paper's flow and optimiser, with the epoch count scaled to a 2-core CPU: meta_epochs of
+    sub_epochs passes over all feature vectors in shuffled batches of fiber_batch; Adam at lr with
+    warm-up over warmup_meta_epochs and cosine decay; blocks coupling blocks per flow, affine
+    clamping clamp, a condition-dimensional positional encoding."""
+
+    meta_epochs: int = 4
+    sub_epochs: int = 2
+    warmup_meta_epochs: int = 1
+    fiber_batch: int = 256
+    lr: float = 2e-4
+    blocks: int = 8
+    clamp: float = 1.9
+    condition: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("meta_epochs", "sub_epochs", "fiber_batch", "blocks"):
+            if getattr(self, name) < 1:
+                raise AdedgeError(f"CFLOW {name} must be at least 1, got {getattr(self, name)}")
+        if self.warmup_meta_epochs < 0:
+            raise AdedgeError(f"CFLOW warmup_meta_epochs must be at least 0, got {self.warmup_meta_epochs}")
+        if not (self.lr > 0 and self.clamp > 0 and self.condition >= 4 and self.condition % 4 == 0):
+            raise AdedgeError("CFLOW needs lr > 0, clamp > 0 and a condition that is a positive multiple of 4")
 
 
 def positional_encoding(channels: int, height: int, width: int) -> torch.Tensor:
@@ -56,45 +85,59 @@ def build_decoder(channels: int, condition: int, blocks: int, clamp: float) -> F
 def log_likelihood(z: torch.Tensor, log_jac_det: torch.Tensor) -> torch.Tensor:
     """Per-dimension log-likelihood of flow outputs Z [M, C] under a standard normal."""
     channels = z.shape[1]
-    return (channels * LOG_NORMAL_CONST - 0.5 * (z**2).sum(1) + log_jac_det) / channels
+    # sums and products only: a Subtract would be rewritten by OpenVINO's CPU plugin into new ops
+    # that lose the IR's keep-f32 mark
+    return (log_jac_det + channels * LOG_NORMAL_CONST) / channels + (-0.5 / channels) * (z**2).sum(1)
 
 
 class FlowBlock(nn.Module):
-    """Forward direction of one trained AllInOneBlock, for a fixed grid of positions."""
+    """Forward direction of one trained AllInOneBlock, for a fixed grid of positions.
+
+    Written with ops that OpenVINO's CPU plugin keeps in f32 when the IR asks it to, where ops that
+    its own fusions create would fall back to bf16 on CPUs that have it: gathers instead of slices,
+    and matmuls without a bias to fuse (the coupling's bias rides on a hidden unit that is 1 at
+    every position) and without a split (scale and shift are two matmuls).
+    """
 
     def __init__(self, channels: int, condition: int, positions: int, clamp: float) -> None:
         super().__init__()
         self.passive = channels - channels // 2
         self.clamp = clamp
-        hidden = 2 * (self.passive + condition)
-        self.hidden = nn.Linear(self.passive, hidden, bias=False)
-        self.coupling = nn.Linear(hidden, 2 * (channels // 2))  # holds FrEIA's 0.1 factor
-        self.register_buffer("condition_term", torch.zeros(positions, hidden))  # W_c @ encoding + bias
+        width = 2 * (self.passive + condition) + 1  # the subnet's hidden units and the constant one
+        self.hidden = nn.Linear(self.passive, width, bias=False)
+        self.log_scale = nn.Linear(width, channels // 2, bias=False)  # holds FrEIA's 0.1 factor
+        self.shift = nn.Linear(width, channels // 2, bias=False)
+        self.register_buffer("condition_term", torch.zeros(positions, width))  # W_c @ encoding + bias, and 1
         self.register_buffer("scale", torch.ones(channels))
         self.register_buffer("offset", torch.zeros(channels))
         self.register_buffer("permutation", torch.arange(channels))
         self.register_buffer("log_scale_sum", torch.zeros(()))
+        self.register_buffer("passive_index", torch.arange(self.passive), persistent=False)
+        self.register_buffer("active_index", torch.arange(self.passive, channels), persistent=False)
 
-    def forward(self, x: torch.Tensor, log_jac_det: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """X [B * positions, C] in position-major order per image."""
-        x1, x2 = x[:, : self.passive], x[:, self.passive :]
-        positions, hidden = self.condition_term.shape
-        h = (self.hidden(x1).reshape(-1, positions, hidden) + self.condition_term).reshape(-1, hidden)
-        a = self.coupling(F.relu(h))
-        active = x2.shape[1]
-        log_scale = self.clamp * torch.tanh(a[:, :active])
-        x2 = x2 * torch.exp(log_scale) + a[:, active:]
-        x = torch.cat([x1, x2], 1) * self.scale + self.offset
-        return torch.index_select(x, 1, self.permutation), log_jac_det + log_scale.sum(1) + self.log_scale_sum
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """X [B * positions, C] in position-major order per image -> the block's output before its
+        channel permutation (the caller applies `permutation`, or skips it after the last block),
+        and the block's log-Jacobian determinant per row."""
+        x1, x2 = torch.index_select(x, 1, self.passive_index), torch.index_select(x, 1, self.active_index)
+        positions, width = self.condition_term.shape
+        h = F.relu((self.hidden(x1).reshape(-1, positions, width) + self.condition_term).reshape(-1, width))
+        log_scale = self.clamp * torch.tanh(self.log_scale(h))
+        x = torch.cat([x1, x2 * torch.exp(log_scale) + self.shift(h)], 1) * self.scale + self.offset
+        return x, log_scale.sum(1) + self.log_scale_sum
 
     @torch.no_grad()
     def load_trained(self, block: Fm.AllInOneBlock, encoding: torch.Tensor) -> None:
         """Copy a trained FrEIA block, folding every input-independent term into buffers."""
         first, last = block.subnet[0], block.subnet[2]
-        self.hidden.weight.copy_(first.weight[:, : self.passive])
-        self.condition_term.copy_(encoding @ first.weight[:, self.passive :].T + first.bias)
-        self.coupling.weight.copy_(0.1 * last.weight)
-        self.coupling.bias.copy_(0.1 * last.bias)
+        hidden, active = first.weight.shape[0], last.weight.shape[0] // 2
+        self.hidden.weight.zero_()
+        self.hidden.weight[:hidden].copy_(first.weight[:, : self.passive])
+        self.condition_term[:, :hidden].copy_(encoding @ first.weight[:, self.passive :].T + first.bias)
+        self.condition_term[:, hidden] = 1.0  # relu(0 + 1): the unit that carries the coupling's bias
+        coupling = 0.1 * torch.cat([last.weight, last.bias[:, None]], 1)
+        self.log_scale.weight.copy_(coupling[:active])
+        self.shift.weight.copy_(coupling[active:])
         scale = block.global_scale_activation(block.global_scale).reshape(-1)
         self.scale.copy_(scale)
         self.offset.copy_(block.global_offset.reshape(-1))
@@ -103,24 +146,34 @@ class FlowBlock(nn.Module):
 
 
 class FlowStage(nn.Module):
-    """One stage's flow: features [B, C, h, w] -> normalised likelihood [B, h, w] (about 1 where normal)."""
+    """One stage's flow: features [B, C, h, w] -> normalised likelihood [B, 1, h, w] (about 1 where normal)."""
 
     def __init__(self, name: str, channels: int, height: int, width: int, condition: int, blocks: int, clamp: float) -> None:
         super().__init__()
         self.name, self.height, self.width = name, height, width
         self.blocks = nn.ModuleList(FlowBlock(channels, condition, height * width, clamp) for _ in range(blocks))
-        self.register_buffer("log_likelihood_max", torch.zeros(()))
+        self.register_buffer("log_likelihood_shift", torch.zeros(()))  # minus the maximum on training features
 
     def log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
-        """Per-position, per-dimension log-likelihood [B, h, w] (not yet normalised)."""
+        """Per-position, per-dimension log-likelihood [B, 1, h, w] (not yet normalised)."""
+        return self._log_likelihood(features).reshape(-1, 1, self.height, self.width)
+
+    def _log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
+        """The log-likelihood of every feature vector [B * h * w], position-major per image."""
         x = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-        log_jac_det = torch.zeros_like(x[:, 0])
-        for block in self.blocks:
-            x, log_jac_det = block(x, log_jac_det)
-        return log_likelihood(x, log_jac_det).reshape(-1, self.height, self.width)
+        log_jac_det = None
+        for index, block in enumerate(self.blocks):
+            x, block_log_det = block(x)
+            log_jac_det = block_log_det if log_jac_det is None else log_jac_det + block_log_det
+            if index < len(self.blocks) - 1:  # the likelihood does not depend on the last permutation
+                x = torch.index_select(x, 1, block.permutation)
+        return log_likelihood(x, log_jac_det)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return torch.exp(self.log_likelihood(features) - self.log_likelihood_max)
+        # an Add of the negated maximum (not a Subtract) and one reshape, last: OpenVINO's CPU plugin
+        # would rewrite a Subtract or a chain of reshapes into new ops that lose the IR's keep-f32 mark
+        likelihood = torch.exp(self._log_likelihood(features) + self.log_likelihood_shift)
+        return likelihood.reshape(-1, 1, self.height, self.width)
 
 
 class CflowHead(nn.Module):
@@ -137,7 +190,7 @@ class CflowHead(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         likelihood = sum(
-            F.interpolate(flow(features[flow.name])[:, None], size=size, mode="bilinear", align_corners=False) for flow in self.flows
+            F.interpolate(flow(features[flow.name]), size=size, mode="bilinear", align_corners=False) for flow in self.flows
         )
         anomaly_map = len(self.flows) - likelihood
         return anomaly_map, anomaly_map.amax(dim=(1, 2, 3))
@@ -159,7 +212,7 @@ def train_decoder(
     fibers: torch.Tensor,
     encoding: torch.Tensor,
     decoder: Ff.SequenceINN,
-    settings: dict,
+    settings: CflowSettings,
     generator: torch.Generator,
     track: Track,
     label: str,
@@ -170,11 +223,11 @@ def train_decoder(
     Returns the mean loss of each epoch.
     """
     positions = encoding.shape[0]
-    batch, meta_epochs, sub_epochs = settings["fiber_batch"], settings["meta_epochs"], settings["sub_epochs"]
+    batch, meta_epochs, sub_epochs = settings.fiber_batch, settings.meta_epochs, settings.sub_epochs
     steps_per_epoch = math.ceil(len(fibers) / batch)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=settings["lr"])
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _lr_factor(step, steps_per_epoch * sub_epochs, meta_epochs, settings["warmup_meta_epochs"])
+        optimizer, lambda step: _lr_factor(step, steps_per_epoch * sub_epochs, meta_epochs, settings.warmup_meta_epochs)
     )
     losses: list[float] = []
     decoder.train()
@@ -197,23 +250,34 @@ def train_decoder(
 
 
 def fit_cflow_head(
-    features: dict[str, torch.Tensor], settings: dict, seed: int, track: Track
+    features: dict[str, torch.Tensor], settings: CflowSettings, seed: int, track: Track
 ) -> tuple[CflowHead, dict[str, list[float]]]:
     """Train one flow per stage on cached training features {stage: [N, C, h, w]}; returns head and losses."""
     specs = [{"name": name, "channels": f.shape[1], "height": f.shape[2], "width": f.shape[3]} for name, f in features.items()]
-    head = CflowHead(specs, settings["condition"], settings["blocks"], settings["clamp"])
+    head = CflowHead(specs, settings.condition, settings.blocks, settings.clamp)
     generator = torch.Generator().manual_seed(seed)
     history = {}
     for flow, (name, stage_features) in zip(head.flows, features.items()):
         np.random.seed(seed)  # FrEIA draws its permutations from numpy's global RNG
         torch.manual_seed(seed)
         channels = stage_features.shape[1]
-        encoding = positional_encoding(settings["condition"], flow.height, flow.width)
+        encoding = positional_encoding(settings.condition, flow.height, flow.width)
         fibers = stage_features.permute(0, 2, 3, 1).reshape(-1, channels).contiguous()
-        decoder = build_decoder(channels, settings["condition"], settings["blocks"], settings["clamp"])
+        decoder = build_decoder(channels, settings.condition, settings.blocks, settings.clamp)
         history[name] = train_decoder(fibers, encoding, decoder, settings, generator, track, f"flow {name}")
         for block, trained in zip(flow.blocks, decoder.module_list):
             block.load_trained(trained, encoding)
         with torch.no_grad():
-            flow.log_likelihood_max.fill_(float(flow.log_likelihood(stage_features).max()))
+            flow.log_likelihood_shift.fill_(-float(flow.log_likelihood(stage_features).max()))
     return head, history
+
+
+PLUGIN = ModelPlugin(
+    name="cflow",
+    settings=CflowSettings,
+    strides=(8, 16, 32),
+    stage_count=None,
+    fit=fit_cflow_head,
+    build_head=lambda config: CflowHead(**config),
+    float_op_types=("MatMul", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Add", "Subtract", "ReduceMax", "ReduceSum", "Power"),
+)

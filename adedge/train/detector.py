@@ -1,35 +1,74 @@
 """The whole inference graph as one pure nn.Module: the surface that export writes out.
 
-uint8 image [N, H, W, 3] -> normalise -> backbone -> head -> calibrated (anomaly_map, score), with
-every constant (input normalisation, fitted head, calibration) a buffer, so nothing depends on the batch.
+uint8 frames [N, H, W, 3] of any size -> resize -> normalise -> backbone -> head -> calibrated
+(anomaly_map, score). Training runs its images through the very same `Preprocess`, so training and
+every client that feeds the exported graph resize identically by construction. Every constant
+(input normalisation, fitted head, calibration) is a buffer, so nothing depends on the batch.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from adedge.errors import AdedgeError
 from adedge.train.backbones import Backbone
+
+# "antialias": halve the frame (a bilinear halving averages each 2x2 block exactly) while it stays at
+# least the model's size, then one bilinear step, so fine texture is averaged, not skipped (close to
+# OpenCV's area resize). "bilinear": one bilinear step, which skips pixels when shrinking by more
+# than 2. Both are plain Resize ops that PyTorch, ONNX Runtime and OpenVINO compute identically;
+# the ONNX Resize `antialias` flag is not: OpenVINO's filter differs from the others.
+RESIZE_METHODS = ("antialias", "bilinear")
+HALVINGS = 4  # enough for frames up to 16x the model's size; a halving that is not needed is a copy
+
+
+class Preprocess(nn.Module):
+    """uint8 frames [N, H, W, 3], any H and W -> float [N, 3, height, width] in the backbone's units."""
+
+    def __init__(self, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], resize: str) -> None:
+        super().__init__()
+        if resize not in RESIZE_METHODS:
+            raise AdedgeError(f"unknown resize {resize!r}; choose from {', '.join(RESIZE_METHODS)}")
+        self.size, self.resize = tuple(size), resize
+        self.register_buffer("pixel_mean", torch.tensor(mean).reshape(1, 3, 1, 1) * 255.0)
+        self.register_buffer("pixel_std", torch.tensor(std).reshape(1, 3, 1, 1) * 255.0)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).float()
+        height, width = self.size
+        for _ in range(HALVINGS if self.resize == "antialias" else 0):
+            x = F.interpolate(x, size=(max(height, x.shape[2] // 2), max(width, x.shape[3] // 2)), mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
+        return (x - self.pixel_mean) / self.pixel_std
 
 
 class Encoder(nn.Module):
-    """uint8 images [N, H, W, 3] -> the backbone's input normalisation -> {stage: features}."""
+    """uint8 frames [N, H, W, 3] -> Preprocess -> the backbone's {stage: features}."""
 
-    def __init__(self, backbone: Backbone) -> None:
+    def __init__(self, backbone: Backbone, size: tuple[int, int], resize: str) -> None:
         super().__init__()
+        self.preprocess = Preprocess(size, backbone.mean, backbone.std, resize)
         self.backbone = backbone
-        self.register_buffer("pixel_mean", torch.tensor(backbone.mean).reshape(1, 3, 1, 1) * 255.0)
-        self.register_buffer("pixel_std", torch.tensor(backbone.std).reshape(1, 3, 1, 1) * 255.0)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.backbone((image.permute(0, 3, 1, 2).float() - self.pixel_mean) / self.pixel_std)
+        return self.backbone(self.preprocess(image))
+
+
+# The calibrated distance to a threshold, (raw - threshold) / scale, is squashed by a logistic of this
+# slope into 0..1 (what OpenVINO Model API expects of an anomaly map): 0.5 at the threshold, and a
+# good part's typical value (3 standard deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
+SLOPE = 4.0
 
 
 class Detector(nn.Module):
-    """Encoder + anomaly head + score normalisation; outputs are 0.5 at the calibrated thresholds."""
+    """Encoder + anomaly head + calibration, with the outputs of anomalib's exports that OpenVINO
+    Model API reads: pred_score [N] and anomaly_map [N, 1, h, w] in 0..1 with 0.5 at the calibrated
+    thresholds, pred_label [N] and pred_mask [N, 1, h, w] (bool: above 0.5)."""
 
-    def __init__(self, encoder: Encoder, head: nn.Module, image_size: tuple[int, int]) -> None:
+    def __init__(self, encoder: Encoder, head: nn.Module) -> None:
         super().__init__()
         self.encoder, self.head = encoder, head
-        self.image_size = tuple(image_size)
+        self.image_size = encoder.preprocess.size
         # score -> 0.5 + (score - threshold) / scale; identity-like until calibrated
         self.register_buffer("score_threshold", torch.zeros(()))
         self.register_buffer("score_scale", torch.ones(()))
@@ -37,11 +76,11 @@ class Detector(nn.Module):
         self.register_buffer("map_scale", torch.ones(()))
 
     def raw(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Uncalibrated anomaly map [N, 1, H, W] and score [N] for uint8 images [N, H, W, 3]."""
+        """Uncalibrated anomaly map [N, 1, h, w] (the model's size) and score [N] for uint8 frames [N, H, W, 3]."""
         return self.head(self.encoder(image), self.image_size)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         anomaly_map, score = self.raw(image)
-        anomaly_map = 0.5 + (anomaly_map - self.map_threshold) / self.map_scale
-        score = 0.5 + (score - self.score_threshold) / self.score_scale
-        return anomaly_map, score
+        anomaly_map = torch.sigmoid(SLOPE * (anomaly_map - self.map_threshold) / self.map_scale)
+        score = torch.sigmoid(SLOPE * (score - self.score_threshold) / self.score_scale)
+        return score, score > 0.5, anomaly_map, anomaly_map > 0.5

@@ -10,11 +10,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.decomposition import PCA
+from dataclasses import dataclass
+
 from torch import nn
 
 from adedge.errors import AdedgeError
+from adedge.progress import Track
+from adedge.train.models import ModelPlugin
 
 SCORE_TYPES = ("fre", "nll")
+
+
+@dataclass(frozen=True)
+class DFMSettings:
+    """pool: average-pooling kernel on the stage's features; variance: the share the PCA keeps;
+    score: the image score, fre (feature reconstruction error) or nll (Gaussian likelihood)."""
+
+    pool: int = 4
+    variance: float = 0.97
+    score: str = "fre"
+
+    def __post_init__(self) -> None:
+        if self.pool < 1:
+            raise AdedgeError(f"DFM pool must be at least 1, got {self.pool}")
+        if not 0.0 < self.variance < 1.0:
+            raise AdedgeError(f"DFM variance must be between 0 and 1 (exclusive), got {self.variance}")
+        if self.score not in SCORE_TYPES:
+            raise AdedgeError(f"unknown DFM score {self.score!r}; choose from {', '.join(SCORE_TYPES)}")
 
 
 class DFMHead(nn.Module):
@@ -22,8 +44,6 @@ class DFMHead(nn.Module):
 
     def __init__(self, stage: str, pool: int, feature_shape: tuple[int, int, int], components: int, score_type: str) -> None:
         super().__init__()
-        if score_type not in SCORE_TYPES:
-            raise AdedgeError(f"unknown DFM score {score_type!r}; choose from {', '.join(SCORE_TYPES)}")
         self.stage, self.pool, self.score_type = stage, pool, score_type
         self.feature_shape = tuple(feature_shape)
         dim = math.prod(feature_shape)
@@ -52,7 +72,9 @@ class DFMHead(nn.Module):
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         centred = self.pooled(features) - self.mean
         projected = centred @ self.components.T
-        error = (centred - projected @ self.components) ** 2
+        # centred + projected @ -components, not centred - projected @ components: OpenVINO's CPU
+        # plugin would rewrite the Subtract into a new matmul that loses the IR's keep-f32 mark
+        error = (centred + projected @ -self.components) ** 2
         error_map = error.reshape(-1, *self.feature_shape).sum(1, keepdim=True)
         anomaly_map = F.interpolate(error_map, size=size, mode="bilinear", align_corners=False)
         if self.score_type == "fre":
@@ -62,27 +84,35 @@ class DFMHead(nn.Module):
         return anomaly_map, score
 
 
-def fit_dfm_head(
-    features: torch.Tensor, stage: str, pool: int, variance: float, score_type: str
-) -> DFMHead:
-    """Fit PCA keeping VARIANCE of the variance (scikit-learn's rule) and a Gaussian on its projections.
-
-    FEATURES are the stage's raw maps [N, C, h, w] of the good training images.
-    """
-    if not 0.0 < variance < 1.0:
-        raise AdedgeError(f"--variance must be between 0 and 1 (exclusive), got {variance}")
-    pooled = F.avg_pool2d(features, pool) if pool > 1 else features
+def fit_dfm_head(features: dict[str, torch.Tensor], settings: DFMSettings, seed: int, track: Track) -> tuple[DFMHead, dict]:
+    """Fit PCA keeping the settings' share of the variance (scikit-learn's rule) and a Gaussian on
+    its projections, on the one stage's raw maps [N, C, h, w] of the good fit images."""
+    (stage, maps), = features.items()
+    if maps.shape[-1] % settings.pool or maps.shape[-2] % settings.pool:
+        raise AdedgeError(f"DFM pool {settings.pool} must divide the {maps.shape[-2]}x{maps.shape[-1]} feature map")
+    pooled = F.avg_pool2d(maps, settings.pool) if settings.pool > 1 else maps
     x = pooled.flatten(1).double().numpy()
     if x.shape[0] < 2:
         raise AdedgeError(f"DFM needs at least 2 training images, got {x.shape[0]}")
-    pca = PCA(n_components=variance, svd_solver="full").fit(x)
+    pca = PCA(n_components=settings.variance, svd_solver="full").fit(x)
     projected = (x - pca.mean_) @ pca.components_.T  # centred once: mean zero by construction
     covariance = np.atleast_2d(projected.T @ projected / max(len(x) - 1, 1))
     covariance += np.eye(len(covariance)) * 1e-6 * np.trace(covariance) / len(covariance)
     _, log_det = np.linalg.slogdet(covariance)
-    head = DFMHead(stage, pool, tuple(pooled.shape[1:]), pca.n_components_, score_type)
+    head = DFMHead(stage, settings.pool, tuple(pooled.shape[1:]), pca.n_components_, settings.score)
     head.mean.copy_(torch.from_numpy(pca.mean_))
     head.components.copy_(torch.from_numpy(pca.components_))
     head.precision.copy_(torch.from_numpy(np.linalg.inv(covariance)))
     head.nll_offset.fill_(0.5 * (log_det + len(covariance) * math.log(2 * math.pi)))
-    return head
+    return head, {}
+
+
+PLUGIN = ModelPlugin(
+    name="dfm",
+    settings=DFMSettings,
+    strides=(16,),
+    stage_count=1,
+    fit=fit_dfm_head,
+    build_head=lambda config: DFMHead(**config),
+    float_op_types=("MatMul", "Power", "ReduceSum", "Multiply", "Subtract", "Add"),
+)

@@ -1,26 +1,27 @@
-"""Training: read the data, extract frozen-backbone features, fit the head, calibrate, save the run."""
+"""Training: read the data, extract frozen-backbone features, fit the model's head, calibrate, save the run."""
 
+import dataclasses
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from adedge import __version__
 from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images, require_train_images
-from adedge.data.images import load_batch
+from adedge.data.images import load_image
 from adedge.errors import AdedgeError
+from adedge.formats import RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
 from adedge.progress import Track, no_progress
-from adedge.train.backbones import backbone_spec, create_backbone
-from adedge.train.calibration import Calibration, calibrate_on_good, calibrate_on_labelled
-from adedge.train.cflow import fit_cflow_head
+from adedge.train.backbones import create_backbone
+from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
 from adedge.train.checkpoint import save_run
-from adedge.train.detector import Detector, Encoder
-from adedge.train.dfm import fit_dfm_head
+from adedge.train.detector import RESIZE_METHODS, Detector, Encoder
+from adedge.train.models import model_plugin, model_settings
 
-MODELS = ("dfm", "cflow")
 HOLD_BACK_SHARE = 0.1
 
 
@@ -38,33 +39,33 @@ class TrainConfig:
     seed: int = 42
     val_data: Path | None = None
     batch_size: int = 16
-    stages: tuple[str, ...] | None = None  # default: the backbone's stride-16 stage (DFM), stride 8/16/32 (CFLOW)
-    # DFM
-    pool: int = 4
-    variance: float = 0.97
-    score: str = "fre"
-    # CFLOW: the paper's flow and optimiser; epochs scaled to a 2-core CPU
-    meta_epochs: int = 4
-    sub_epochs: int = 2
-    warmup_meta_epochs: int = 1
-    fiber_batch: int = 256
-    lr: float = 2e-4
-    blocks: int = 8
-    clamp: float = 1.9
-    condition: int = 128
-
-    def cflow_settings(self) -> dict:
-        names = ("meta_epochs", "sub_epochs", "warmup_meta_epochs", "fiber_batch", "lr", "blocks", "clamp", "condition")
-        return {name: getattr(self, name) for name in names}
+    stages: tuple[str, ...] | None = None  # default: the model plug-in's strides
+    resize: str = "antialias"
+    settings: dict[str, object] = field(default_factory=dict)  # the model's settings over its defaults
 
 
 def _batches(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
     return [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
 
 
+def _same_size_runs(images: list[np.ndarray]) -> list[np.ndarray]:
+    """Consecutive images of one size stacked into a batch each (the graph takes frames of any size)."""
+    runs: list[list[np.ndarray]] = []
+    for image in images:
+        if runs and runs[-1][0].shape == image.shape:
+            runs[-1].append(image)
+        else:
+            runs.append([image])
+    return [np.stack(run) for run in runs]
+
+
 @torch.no_grad()
-def _run(fn: Callable, samples: list[Sample], size: tuple[int, int], batch_size: int, track: Track, what: str) -> list:
-    return [fn(torch.from_numpy(load_batch([s.path for s in batch], size))) for batch in track(_batches(samples, batch_size), what)]
+def _run(fn: Callable, samples: list[Sample], batch_size: int, track: Track, what: str) -> list:
+    """FN on the decoded frames of SAMPLES, in batches; one output per batch of same-size frames."""
+    outputs = []
+    for batch in track(_batches(samples, batch_size), what):
+        outputs += [fn(torch.from_numpy(frames)) for frames in _same_size_runs([load_image(s.path) for s in batch])]
+    return outputs
 
 
 def _split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -76,11 +77,11 @@ def _split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample]
     return sorted(shuffled[held:], key=lambda s: s.path), sorted(shuffled[:held], key=lambda s: s.path)
 
 
-def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], size: tuple[int, int], track: Track) -> Calibration:
+def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], track: Track) -> Calibration:
     samples = held_back
     if config.val_data is not None:
         samples = require_test_images(open_dataset(config.val_data, config.category))
-    outputs = _run(detector.raw, samples, size, config.batch_size, track, "calibrating")
+    outputs = _run(detector.raw, samples, config.batch_size, track, "calibrating")
     maps = torch.cat([m for m, _ in outputs])[:, 0].numpy()
     scores = torch.cat([s for _, s in outputs]).numpy()
     if config.val_data is None:
@@ -88,32 +89,18 @@ def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample],
     labels = np.array([s.anomalous for s in samples])
     masks = None
     if all(s.mask_path for s in samples if s.anomalous):
-        masks = np.stack([ground_truth(s, size) for s in samples])
+        masks = np.stack([ground_truth(s, detector.image_size) for s in samples])
     return calibrate_on_labelled(scores, labels, maps, masks)
 
 
-def _fit_dfm(config: TrainConfig, stage: str, features: torch.Tensor) -> torch.nn.Module:
-    if config.pool < 1 or features.shape[-1] % config.pool:
-        raise AdedgeError(f"--pool must divide the {features.shape[-1]}x{features.shape[-1]} feature map, got {config.pool}")
-    return fit_dfm_head(features, stage, config.pool, config.variance, config.score)
-
-
-def _check_cflow(config: TrainConfig) -> None:
-    for name in ("meta_epochs", "sub_epochs", "fiber_batch", "blocks"):
-        if getattr(config, name) < 1:
-            raise AdedgeError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    if config.lr <= 0 or config.clamp <= 0 or config.condition < 4 or config.condition % 4:
-        raise AdedgeError("CFLOW needs --lr > 0, --clamp > 0 and a --condition that is a positive multiple of 4")
-
-
-def train(config: TrainConfig, track: Track = no_progress) -> dict:
+def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
-    if config.model not in MODELS:
-        raise AdedgeError(f"unknown model {config.model!r}; choose from {', '.join(MODELS)}")
+    plugin = model_plugin(config.model)
+    settings = model_settings(plugin, config.settings)
     if config.image_size < 32 or config.image_size % 32:
         raise AdedgeError(f"--image-size must be a multiple of 32 and at least 32, got {config.image_size}")
-    if config.model == "cflow":
-        _check_cflow(config)
+    if config.resize not in RESIZE_METHODS:
+        raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
     started = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -122,43 +109,41 @@ def train(config: TrainConfig, track: Track = no_progress) -> dict:
     train_samples = require_train_images(dataset)
     fit_samples, held_back = (train_samples, []) if config.val_data else _split(train_samples, config.seed)
     size = (config.image_size, config.image_size)
-    spec = backbone_spec(config.backbone)
-    default_stages = (spec.dfm_stage,) if config.model == "dfm" else spec.cflow_stages
-    stages = list(config.stages or default_stages)
-    if config.model == "dfm" and len(stages) != 1:
-        raise AdedgeError(f"DFM uses one backbone stage, got {len(stages)}: {', '.join(stages)}")
     backbone = create_backbone(config.backbone, config.weights)
+    stages = list(config.stages or backbone.stages_at(plugin.strides))
+    if plugin.stage_count is not None and len(stages) != plugin.stage_count:
+        raise AdedgeError(f"{plugin.name} uses {plugin.stage_count} backbone stage(s), got {len(stages)}: {', '.join(stages)}")
     backbone.keep_stages(stages)
-    encoder = Encoder(backbone).eval()
-    outputs = _run(encoder, fit_samples, size, config.batch_size, track, "extracting features")
+    encoder = Encoder(backbone, size, config.resize).eval()
+    outputs = _run(encoder, fit_samples, config.batch_size, track, "extracting features")
     features = {name: torch.cat([f[name] for f in outputs]) for name in backbone.return_stages}
-    history = {}
-    if config.model == "dfm":
-        head = _fit_dfm(config, stages[0], features[stages[0]])
-    else:
-        head, history = fit_cflow_head(features, config.cflow_settings(), config.seed, track)
-    detector = Detector(encoder, head, size).eval()
-    calibration = _calibrate(detector, config, held_back, size, track)
+    head, losses = plugin.fit(features, settings, config.seed, track)
+    detector = Detector(encoder, head).eval()
+    calibration = _calibrate(detector, config, held_back, track)
     for name in ("score_threshold", "score_scale", "map_threshold", "map_scale"):
         getattr(detector, name).fill_(getattr(calibration, name))
-    info = {
-        "model": config.model,
-        "backbone": config.backbone,
-        "stages": list(backbone.return_stages),
-        "image_size": list(size),
-        "head": head.config(),
-        "calibration": calibration.to_dict(),
-        "dataset": {
-            "root": str(dataset.root),
-            "category": dataset.category,
-            "layout": dataset.layout,
-            "fit_images": len(fit_samples),
-            "held_back_images": len(held_back),
-            "held_back": [str(s.path.relative_to(dataset.root)) for s in held_back],
-        },
-        "seed": config.seed,
-        "losses": history,
-        "train_seconds": round(time.perf_counter() - started, 2),
-    }
+    info = RunInfo(
+        format_version=RUN_FORMAT_VERSION,
+        adedge_version=__version__,
+        model=config.model,
+        backbone=config.backbone,
+        stages=list(backbone.return_stages),
+        image_size=list(size),
+        resize=config.resize,
+        settings=dataclasses.asdict(settings),
+        head=head.config(),
+        calibration=calibration,
+        dataset=DatasetInfo(
+            root=str(dataset.root),
+            category=dataset.category,
+            layout=dataset.layout,
+            fit_images=len(fit_samples),
+            held_back_images=len(held_back),
+            held_back=[str(s.path.relative_to(dataset.root)) for s in held_back],
+        ),
+        seed=config.seed,
+        losses=losses,
+        train_seconds=round(time.perf_counter() - started, 2),
+    )
     save_run(config.out, detector, info)
     return info

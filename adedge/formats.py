@@ -1,0 +1,184 @@
+"""run.json and adedge.json as typed records, validated when read (torch-free).
+
+A malformed file (a missing or unknown field, a wrong type, null where a number belongs) ends in
+one AdedgeError naming the file and the field, never a KeyError or TypeError deep in the code.
+"""
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from adedge.errors import AdedgeError
+
+Record = TypeVar("Record")
+
+
+def _kind(hint: object) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _checked(value: object, hint: object, where: str) -> object:
+    """VALUE if it is of type HINT (dataclasses, lists and dicts checked element by element)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _checked(value, next(a for a in args if a is not type(None)), where)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise AdedgeError(f"{where} must be an object, got {json.dumps(value)[:40]}")
+        return from_dict(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise AdedgeError(f"{where} must be a list, got {json.dumps(value)[:40]}")
+        return [_checked(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise AdedgeError(f"{where} must be an object, got {json.dumps(value)[:40]}")
+        return {key: _checked(item, args[1], f"{where}.{key}") for key, item in value.items()}
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise AdedgeError(f"{where} must be {_kind(hint)}, got {json.dumps(value)[:40]}")
+
+
+def from_dict(cls: type[Record], data: dict, where: str) -> Record:
+    """An instance of the dataclass CLS from DATA, every field present (or defaulted) and typed."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise AdedgeError(f"{where} has unknown field {unknown[0]!r}")
+    values = {}
+    for name, spec in fields.items():
+        if name in data:
+            values[name] = _checked(data[name], hints[name], f"{where}.{name}")
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise AdedgeError(f"{where} lacks the field {name!r}")
+    return cls(**values)
+
+
+def read_record(cls: type[Record], path: Path, version: int) -> Record:
+    """Read the JSON file PATH as CLS, refusing another format version with a clear line."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AdedgeError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AdedgeError(f"{path} must hold a JSON object")
+    if data.get("format_version") != version:
+        from adedge import __version__
+
+        raise AdedgeError(
+            f"{path} has format {data.get('format_version')!r} (adedge {data.get('adedge_version', '?')}); "
+            f"this adedge {__version__} reads format {version}: re-create it"
+        )
+    return from_dict(cls, data, path.name)
+
+
+def to_dict(record: object) -> dict:
+    return dataclasses.asdict(record)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Score and map normalisation: normalised = 0.5 + (raw - threshold) / scale."""
+
+    score_threshold: float
+    score_scale: float
+    map_threshold: float
+    map_scale: float
+    method: str
+    images: int
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a run was trained on; `held_back` (relative to `root`) were kept out of the fit."""
+
+    root: str
+    category: str
+    layout: str
+    fit_images: int
+    held_back_images: int
+    held_back: list[str]
+
+
+RUN_FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """run.json: how to rebuild a trained detector and how it was trained."""
+
+    format_version: int
+    adedge_version: str
+    model: str
+    backbone: str
+    stages: list[str]
+    image_size: list[int]  # [height, width] the graph resizes every frame to
+    resize: str  # how frames are resized to image_size (see adedge.train.detector.Preprocess)
+    settings: dict[str, Any]  # the model plug-in's settings
+    head: dict[str, Any]  # the head's constructor arguments
+    calibration: Calibration
+    dataset: DatasetInfo
+    seed: int
+    losses: dict[str, list[float]]
+    train_seconds: float
+
+
+BUNDLE_FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    """What INT8 export measured: the mode kept, and each attempt's AUROC on held-back data."""
+
+    mode: str
+    calibration_images: int
+    validation_images: int
+    max_drop: float
+    float_accuracy: dict[str, float]  # image and pixel AUROC of the float graph
+    attempts: list[dict[str, Any]]  # per mode tried: its AUROCs and the drop
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The graph's input: frames as a camera gives them; the graph resizes them to height x width."""
+
+    name: str
+    dtype: str
+    layout: str
+    channels: str
+    height: int
+    width: int
+    resize: str
+
+
+@dataclass(frozen=True)
+class BundleMetadata:
+    """adedge.json: everything the runtime checks before it compiles a bundle's graph."""
+
+    format_version: int
+    adedge_version: str
+    model: str
+    backbone: str
+    stages: list[str]
+    format: str
+    precision: str
+    input: InputSpec
+    outputs: list[str]
+    anomaly_map_size: list[int]  # [height, width]: the anomaly map output is at the model's size
+    threshold: float
+    calibration: Calibration
+    trained_on: DatasetInfo
+    created: str
+    quantization: QuantizationReport | None = None
+    files: dict[str, str] = field(default_factory=dict)  # sha256 of each model file
