@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
@@ -40,7 +41,7 @@ def user_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except (AdedgeError, OSError) as exc:  # OSError: permission denied, disk full, read-only folder
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -187,7 +188,10 @@ def predict(
         with _stop_on_signals(stop):
             for inspection in inspect_stream(model, frames, stop):
                 if inspection.error is not None:
-                    err_console.print(f"[yellow]skipped[/] frame {inspection.frame} ({inspection.source}): {inspection.error}", highlight=False, soft_wrap=True)
+                    err_console.print(
+                        f"[yellow]skipped[/] frame {inspection.frame} ({escape(inspection.source)}): {escape(inspection.error)}",
+                        highlight=False, soft_wrap=True,
+                    )
                 writer.write(inspection)
                 summary.add(inspection)
     finally:

@@ -119,3 +119,21 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "image AUROC" in result.stdout and "p50 ms" in result.stdout
     assert all((tmp_path / "demo" / "bundles" / f"{m}-openvino" / "model.xml").is_file() for m in ("dfm", "cflow"))
     assert any((tmp_path / "demo" / "predictions" / "cflow").glob("*_NG.png"))
+
+
+def test_error_lines_keep_brackets(tmp_path, monkeypatch):
+    """Messages are printed verbatim, not read as console markup ('[train]' is not a style)."""
+    _one_line_error(invoke("predict", tmp_path / "line[7]", tmp_path, "--out", tmp_path / "p"), "line[7]")
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in sys.modules if m.startswith(("adedge.train.trainer", "adedge.export.exporter"))]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", without_torch)
+    _one_line_error(invoke("train", "--data", tmp_path, "--out", tmp_path / "r"), "training extra (torch is not installed): pip install 'adedge[train]'")

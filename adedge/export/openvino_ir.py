@@ -24,8 +24,25 @@ KEEP_PRECISION = {"name": "DisablePrecisionConversion", "version": "0", "value":
 def convert_onnx(onnx_path: Path) -> ov.Model:
     model = ov.convert_model(str(onnx_path))
     model.inputs[0].get_node().set_layout(ov.Layout("NHWC"))
+    _transpose_before_convert(model)
     _interpolate_v4(model)
     return model
+
+
+def _transpose_before_convert(model: ov.Model) -> None:
+    """Move the frame's NHWC -> NCHW transpose before its uint8 -> f32 conversion.
+
+    The ONNX converter puts the conversion first, so the full-size frame is transposed as f32:
+    four times the bytes of the uint8 frame. The result is identical either way."""
+    frames = model.inputs[0]
+    for target in list(frames.get_target_inputs()):
+        convert = target.get_node()
+        users = [user.get_node() for user in convert.output(0).get_target_inputs()]
+        if convert.get_type_name() != "Convert" or len(users) != 1 or users[0].get_type_name() != "Transpose":
+            continue
+        transpose = users[0]
+        moved = opset10.convert(opset10.transpose(frames, transpose.input_value(1)), convert.get_output_element_type(0))
+        transpose.output(0).replace(moved.output(0))
 
 
 def _interpolate_v4(model: ov.Model) -> None:

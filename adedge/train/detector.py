@@ -19,7 +19,9 @@ from adedge.train.backbones import Backbone
 # than 2. Both are plain Resize ops that PyTorch, ONNX Runtime and OpenVINO compute identically;
 # the ONNX Resize `antialias` flag is not: OpenVINO's filter differs from the others.
 RESIZE_METHODS = ("antialias", "bilinear")
-HALVINGS = 4  # enough for frames up to 16x the model's size; a halving that is not needed is a copy
+# two halvings and the last bilinear step, which shrinks by at most 2 without skipping a pixel, average
+# frames of up to 8x the model's size (2048 px for 256); a halving that is not needed is a copy
+HALVINGS = 2
 
 
 class Preprocess(nn.Module):
