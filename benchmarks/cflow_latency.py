@@ -12,14 +12,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import folder_mb, machine_description, torch_eager_latency, write_results
+from common import brief_config, folder_mb, machine_description, torch_eager_latency, write_results
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
 from adedge.runtime.bench import bench
 from adedge.train.checkpoint import load_run
-from adedge.train.trainer import TrainConfig, train
+from adedge.train.trainer import train
 
 ITERATIONS = 100
 PRETRAINED_OFFLINE = {"efficientnet_lite0"}
@@ -28,7 +28,7 @@ PRETRAINED_OFFLINE = {"efficientnet_lite0"}
 def measure(backbone: str, work: Path, data: Path) -> dict:
     run, bundle = work / f"run-{backbone}", work / f"bundle-{backbone}"
     weights = None if backbone in PRETRAINED_OFFLINE else "random"
-    train(TrainConfig(data, run, model="cflow", backbone=backbone, weights=weights, meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0))
+    train(brief_config(data, run, "cflow", backbone=backbone, weights=weights))
     export_bundle(run, bundle, "openvino")
     openvino = bench(Model.load(bundle), 1, ITERATIONS)
     eager = torch_eager_latency(load_run(run)[0], ITERATIONS // 2)

@@ -2,15 +2,52 @@
 
 import json
 import os
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from adedge.data.synthetic import generate_synthetic
 from adedge.train.detector import Detector
+from adedge.train.models import MODEL_NAMES
+from adedge.train.trainer import TrainConfig, train
 
 WARMUP = 20
+# timing does not depend on what was learned: latency benchmarks fit each model as briefly as it allows
+BRIEF_SETTINGS = {"cflow": {"meta_epochs": 1, "sub_epochs": 1, "warmup_meta_epochs": 0}}
+
+
+def brief_config(data: Path, run: Path, model: str, **options) -> TrainConfig:
+    """A TrainConfig that fits MODEL as briefly as it allows (for timing, not accuracy)."""
+    return TrainConfig(data, run, model=model, settings=BRIEF_SETTINGS.get(model, {}), **options)
+
+
+def brief_runs(work: Path) -> Iterator[tuple[str, Path]]:
+    """(model, run folder) of each registered model, fitted briefly on a few synthetic images."""
+    data = generate_synthetic(work / "data", train=6, test_good=0, per_defect=0)
+    for model in MODEL_NAMES:
+        run = work / model
+        train(brief_config(data, run, model))
+        yield model, run
+
+
+def per_category(data: Path, models: str, work: Path | None, measure: Callable[[Path, str, Path], list[dict]]) -> list[dict]:
+    """The rows of MEASURE(category, model, work folder) for every MVTec category under DATA and
+    every model of MODELS (comma-separated); runs are kept in WORK (None: a temporary folder)."""
+    categories = sorted(d for d in data.iterdir() if (d / "train" / "good").is_dir()) if data.is_dir() else []
+    if not categories:
+        raise SystemExit(f"no MVTec categories under {data}")
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = work or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        for category in categories:
+            for model in models.split(","):
+                rows += measure(category, model, folder)
+    return rows
 
 
 def torch_eager_latency(detector: Detector, iterations: int, batch: int = 1) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Latency side by side: model x backbone x precision x engine, 256x256, on this machine, in one run.
 
-For each model (dfm, cflow) and backbone: torch eager (the trained Detector), ONNX Runtime (fp32) and
+For each registered model and backbone: torch eager (the trained Detector), ONNX Runtime (fp32) and
 OpenVINO at every precision; batch-1 p50/p99, the best throughput over batch sizes 1-8, and the
 runtime's peak RSS (each engine timed in a fresh process without torch). Timing does not depend on
 what was learned, so models are fitted briefly on a few synthetic images (random backbone weights
@@ -19,13 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import folder_mb, machine_description, torch_eager_latency, write_results
+from common import brief_config, folder_mb, machine_description, torch_eager_latency, write_results
 
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
 from adedge.export.quantize import INT8_MODES
 from adedge.train.checkpoint import load_run
-from adedge.train.trainer import TrainConfig, train
+from adedge.train.models import MODEL_NAMES
+from adedge.train.trainer import train
 
 ROOT = Path(__file__).resolve().parent
 # (table label, precision, INT8 modes to try): each INT8 mode gets a row of its own
@@ -41,7 +42,7 @@ def probe(bundle: Path, backend: str, iterations: int) -> dict:
 def measure(model: str, backbone: str, data: Path, work: Path, iterations: int) -> list[dict]:
     run = work / f"{model}-{backbone}"
     weights = None if backbone in PRETRAINED_OFFLINE else "random"
-    train(TrainConfig(data, run, model=model, backbone=backbone, weights=weights, meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0))
+    train(brief_config(data, run, model, backbone=backbone, weights=weights))
     eager = torch_eager_latency(load_run(run)[0], iterations)
     rows = [{"engine": "torch eager", "precision": "fp32", **eager}]
     onnx = work / f"{run.name}-onnx"
@@ -56,7 +57,7 @@ def measure(model: str, backbone: str, data: Path, work: Path, iterations: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="dfm,cflow")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES))
     parser.add_argument("--backbones", default="efficientnet_lite0,wide_resnet50_2")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--name", default="latency", help="Results file name (without suffix).")

@@ -20,6 +20,7 @@ from adedge.runtime import Model
 from adedge.runtime.bench import bench
 from adedge.runtime.evaluate import evaluate_bundle
 from adedge.train.checkpoint import load_run
+from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent
@@ -29,7 +30,7 @@ ITERATIONS = 300
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle")
-    parser.add_argument("--model", default="dfm", choices=["dfm", "cflow"])
+    parser.add_argument("--model", default="dfm", choices=MODEL_NAMES)
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--weights", default=None)
     args = parser.parse_args()
@@ -48,14 +49,14 @@ def main() -> None:
             "OpenVINO f32": bench(ov_model, 1, ITERATIONS),
         }
         bundle_mb = folder_mb(ov_bundle)
-    name = f"{args.model}_{info['dataset']['category']}_{args.backbone}"
+    name = f"{args.model}_{info.dataset.category}_{args.backbone}"
     record = {
         "model": args.model,
         "backbone": args.backbone,
-        "category": info["dataset"]["category"],
-        "image_size": info["image_size"],
-        "stages": info["stages"],
-        "calibration": info["calibration"]["method"],
+        "category": info.dataset.category,
+        "image_size": info.image_size,
+        "stages": info.stages,
+        "calibration": info.calibration.method,
         "train_seconds": round(train_seconds, 1),
         "bundle_mb": round(bundle_mb, 2),
         "metrics": metrics,
@@ -64,9 +65,9 @@ def main() -> None:
     }
     eager = latency["torch eager"]["p50_ms"]
     lines = [
-        f"# {args.model.upper()}, {args.backbone}, MVTec AD {record['category']} ({info['image_size'][0]}x{info['image_size'][1]})",
+        f"# {args.model.upper()}, {args.backbone}, MVTec AD {record['category']} ({info.image_size[0]}x{info.image_size[1]})",
         "",
-        f"Trained in {record['train_seconds']} s on {info['dataset']['fit_images']} images (stages {', '.join(info['stages'])}); "
+        f"Trained in {record['train_seconds']} s on {info.dataset.fit_images} images (stages {', '.join(info.stages)}); "
         f"calibration: {record['calibration']}; OpenVINO bundle {record['bundle_mb']} MB. Machine: {record['machine']}.",
         "",
         "| image AUROC | pixel AUROC | F1-max | F1 at threshold | PRO |",

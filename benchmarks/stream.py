@@ -1,5 +1,5 @@
 """The line-side stream: frames per second in latency vs throughput mode, time outside the model,
-and memory over a long run, for DFM and CFLOW (efficientnet_lite0, 256x256).
+and memory over a long run, for each registered model (efficientnet_lite0, 256x256).
 
 Frames are the 900x900 PNG test images of MVTec bottle, cycled. As in latency.py, the models are
 fitted briefly on synthetic images (timing does not depend on what was learned) and exported at
@@ -18,15 +18,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import machine_description, write_results
+from common import brief_runs, machine_description, write_results
 
-from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
-from adedge.train.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent
 BOTTLE = ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle" / "test"
-MODELS = ("dfm", "cflow")
 MODES = ("latency", "throughput")
 
 
@@ -57,10 +54,8 @@ def main() -> None:
         raise SystemExit(f"no test images under {BOTTLE}: this benchmark needs ../shared/data/mvtec/bottle")
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        data = generate_synthetic(Path(work) / "data", train=6, test_good=0, per_defect=0)
-        for model in MODELS:
-            run, bundle = Path(work) / model, Path(work) / f"{model}-bundle"
-            train(TrainConfig(data, run, model=model, meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0))
+        for model, run in brief_runs(Path(work)):
+            bundle = Path(work) / f"{model}-bundle"
             label, precision, modes = best_precision(model)
             export_bundle(run, bundle, "openvino", precision, max_drop=1.0, **({"int8_modes": modes} if modes else {}))
             for mode in MODES:
@@ -71,16 +66,16 @@ def main() -> None:
         "# Streaming 900x900 PNG frames (MVTec bottle) at 256x256, efficientnet_lite0",
         "",
         f"Machine: {machine_description()}. One run; each row a fresh torch-free process. Outside = decode +",
-        "resize + post-processing + queueing, per frame (median); decode and resize are also timed apart.",
+        "post-processing + queueing, per frame (median); the graph resizes each frame itself; decode is also timed apart.",
         "",
-        "| model | precision | mode | requests | frames | fps | latency p50 ms | p99 ms | model ms | outside ms | outside / model | decode ms | resize ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | precision | mode | requests | frames | fps | latency p50 ms | p99 ms | model ms | outside ms | outside / model | decode ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['precision']} | {r['mode']} | {r['requests']} | {r['frames']} | {r['fps']:.1f} | {r['latency_p50_ms']:.1f} | "
             f"{r['latency_p99_ms']:.1f} | {r['model_ms']:.2f} | {r['outside_ms']:.2f} | {r['outside_ms'] / r['model_ms']:.0%} | "
-            f"{r['decode_ms']:.2f} | {r['resize_ms']:.2f} |"
+            f"{r['decode_ms']:.2f} |"
         )
     rss = long_run["rss_mb"]
     lines += [
