@@ -1,5 +1,6 @@
 """The line-side model: a validated bundle + an engine, with results (verdict, frame-size map) around it."""
 
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
 
+def is_anomalous(score: float) -> bool:
+    """Above the threshold, or not finite: a broken model or frame never passes as OK."""
+    return not (math.isfinite(score) and score <= THRESHOLD)
+
+
 @dataclass(frozen=True)
 class Result:
     """One inspected frame; 0.5 is the threshold. The map and mask have the frame's own size, and
@@ -42,7 +48,7 @@ class Result:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return self.anomaly_map > THRESHOLD
+        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= THRESHOLD))
 
 
 class Model:
@@ -106,7 +112,7 @@ class Model:
 
     def result(self, image: np.ndarray, anomaly_map: np.ndarray, score: float) -> Result:
         """The Result for IMAGE from the graph's map and score for it."""
-        return Result(score, score > THRESHOLD, anomaly_map, image.shape[:2])
+        return Result(score, is_anomalous(score), anomaly_map, image.shape[:2])
 
     def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
         """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with

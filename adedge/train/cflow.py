@@ -245,6 +245,11 @@ def train_decoder(
             scheduler.step()
             total += loss.item() * len(index)
         losses.append(total / len(fibers))
+        if not math.isfinite(losses[-1]):
+            raise AdedgeError(
+                f"CFLOW training diverged ({label}, epoch {epoch + 1}: loss {losses[-1]}); nothing was written: "
+                f"train again with a lower learning rate than {settings.lr} (-p lr=...)"
+            )
     decoder.eval()
     return losses
 

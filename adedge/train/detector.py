@@ -65,7 +65,7 @@ SLOPE = 4.0
 class Detector(nn.Module):
     """Encoder + anomaly head + calibration, with the outputs of anomalib's exports that OpenVINO
     Model API reads: pred_score [N] and anomaly_map [N, 1, h, w] in 0..1 with 0.5 at the calibrated
-    thresholds, pred_label [N] and pred_mask [N, 1, h, w] (bool: above 0.5)."""
+    thresholds, pred_label [N] and pred_mask [N, 1, h, w] (bool: above 0.5, or not a number)."""
 
     def __init__(self, encoder: Encoder, head: nn.Module) -> None:
         super().__init__()
@@ -85,4 +85,5 @@ class Detector(nn.Module):
         anomaly_map, score = self.raw(image)
         anomaly_map = torch.sigmoid(SLOPE * (anomaly_map - self.map_threshold) / self.map_scale)
         score = torch.sigmoid(SLOPE * (score - self.score_threshold) / self.score_scale)
-        return score, score > 0.5, anomaly_map, anomaly_map > 0.5
+        # "not at most 0.5" rather than "above 0.5": a NaN (a broken model or frame) is never OK
+        return score, ~(score <= 0.5), anomaly_map, ~(anomaly_map <= 0.5)

@@ -93,6 +93,16 @@ def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample],
     return calibrate_on_labelled(scores, labels, maps, masks)
 
 
+def _require_finite(detector: Detector) -> None:
+    """Fail closed: a detector with a non-finite weight or constant would pass or fail parts at random."""
+    broken = [name for name, tensor in detector.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise AdedgeError(
+            f"training produced non-finite values ({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); nothing was "
+            "written: check the images and weights, or train with a lower learning rate"
+        )
+
+
 def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     plugin = model_plugin(config.model)
@@ -122,6 +132,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     calibration = _calibrate(detector, config, held_back, track)
     for name in ("score_threshold", "score_scale", "map_threshold", "map_scale"):
         getattr(detector, name).fill_(getattr(calibration, name))
+    _require_finite(detector)
     info = RunInfo(
         format_version=RUN_FORMAT_VERSION,
         adedge_version=__version__,

@@ -1,0 +1,58 @@
+"""Fail closed: a diverged training writes no run, and a non-finite score is never OK."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from adedge.errors import AdedgeError
+from adedge.runtime.model import Result, is_anomalous
+from adedge.train import trainer
+from adedge.train.backbones import RANDOM_WEIGHTS, create_backbone
+from adedge.train.cflow import CflowSettings, build_decoder, positional_encoding, train_decoder
+from adedge.train.detector import Detector, Encoder
+from adedge.train.dfm import PLUGIN as DFM, DFMHead
+
+
+def test_non_finite_scores_are_never_ok():
+    assert [is_anomalous(s) for s in (0.2, 0.5, 0.51, math.nan, math.inf, -math.inf)] == [False, False, True, True, True, True]
+    result = Result(math.nan, is_anomalous(math.nan), np.array([[0.1, math.nan]], np.float32), (1, 2))
+    assert result.label == "NG" and result.mask.tolist() == [[False, True]]
+
+
+def test_the_graph_labels_a_nan_score_anomalous():
+    backbone = create_backbone("efficientnet_lite0", RANDOM_WEIGHTS)
+    backbone.keep_stages(["block10"])
+    channels = backbone.stage("block10").channels
+    detector = Detector(Encoder(backbone, (64, 64), "bilinear"), DFMHead("block10", 1, (channels, 4, 4), 2, "fre")).eval()
+    frames = torch.zeros(2, 64, 64, 3, dtype=torch.uint8)
+    with torch.no_grad():
+        detector.score_threshold.fill_(1e9)
+        assert not detector(frames)[1].any()  # far below a huge threshold: OK
+        detector.score_threshold.fill_(math.nan)
+        detector.map_threshold.fill_(math.nan)
+        score, label, _, mask = detector(frames)
+    assert torch.isnan(score).all() and label.all() and mask.all()
+
+
+def test_a_diverging_flow_stops_training():
+    fibers = torch.randn(64, 6)
+    fibers[3, 2] = math.nan
+    settings = CflowSettings(meta_epochs=1, sub_epochs=1, warmup_meta_epochs=0, fiber_batch=16, condition=8)
+    with pytest.raises(AdedgeError, match="CFLOW training diverged .*epoch 1: loss nan.*lower learning rate"):
+        train_decoder(fibers, positional_encoding(8, 4, 4), build_decoder(6, 8, 2, 1.9), settings, torch.Generator().manual_seed(0), lambda items, _: items, "flow s")
+
+
+@pytest.mark.trains
+def test_a_model_with_non_finite_constants_writes_no_run(synthetic, tmp_path, monkeypatch):
+    def broken_fit(*args):
+        head, losses = DFM.fit(*args)
+        head.mean.fill_(math.nan)
+        return head, losses
+
+    monkeypatch.setattr(trainer, "model_plugin", lambda name: dataclasses.replace(DFM, fit=broken_fit))
+    with pytest.raises(AdedgeError, match=r"training produced non-finite values \(score_threshold, .*\); nothing was written"):
+        trainer.train(trainer.TrainConfig(synthetic, tmp_path / "run", image_size=64, settings={"pool": 2}))
+    assert not (tmp_path / "run").exists()
