@@ -20,14 +20,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import brief_runs, machine_description, write_results
+from common import WARMUP, brief_runs, machine_description, write_results
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
 from adedge.train.models import MODEL_NAMES
 
 FRAME_SIZES = ((900, 900), (1080, 1920))  # (height, width): an MVTec bottle frame, a 1080p camera
-WARMUP = 20
 
 
 def before(model: Model, frame: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adedge.errors import AdedgeError
+from adedge.runtime.bundle import THRESHOLD  # the one verdict cut-off, which the runtime and Model API read too
 from adedge.train.backbones import Backbone
 
 # "antialias": halve the frame (a bilinear halving averages each 2x2 block exactly) while it stays at
@@ -71,7 +72,7 @@ class Detector(nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.image_size = encoder.preprocess.size
-        # score -> 0.5 + (score - threshold) / scale; identity-like until calibrated
+        # raw -> logistic(SLOPE * (raw - threshold) / scale); filled in by calibration
         self.register_buffer("score_threshold", torch.zeros(()))
         self.register_buffer("score_scale", torch.ones(()))
         self.register_buffer("map_threshold", torch.zeros(()))
@@ -85,5 +86,5 @@ class Detector(nn.Module):
         anomaly_map, score = self.raw(image)
         anomaly_map = torch.sigmoid(SLOPE * (anomaly_map - self.map_threshold) / self.map_scale)
         score = torch.sigmoid(SLOPE * (score - self.score_threshold) / self.score_scale)
-        # "not at most 0.5" rather than "above 0.5": a NaN (a broken model or frame) is never OK
-        return score, ~(score <= 0.5), anomaly_map, ~(anomaly_map <= 0.5)
+        # "not at most the threshold" rather than "above it": a NaN (a broken model or frame) is never OK
+        return score, ~(score <= THRESHOLD), anomaly_map, ~(anomaly_map <= THRESHOLD)
