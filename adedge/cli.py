@@ -5,7 +5,7 @@ Training and export import torch lazily, so predict/eval/bench run on a torch-fr
 
 import contextlib
 import functools
-import json
+import math
 import signal
 import sys
 import threading
@@ -19,6 +19,7 @@ from rich.progress import track
 from rich.table import Table
 
 from adedge.errors import AdedgeError
+from adedge.fileio import write_json
 from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
@@ -55,14 +56,16 @@ def _table(title: str, values: dict) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in values.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        if isinstance(value, float):
+            table.add_row(key, f"{value:.4f}" if math.isfinite(value) else "n/a")
+        else:
+            table.add_row(key, str(value))
     return table
 
 
 def _write_json(path: Path | None, values: dict) -> None:
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values, indent=2) + "\n")
+        write_json(path, values)
 
 
 def _needs_training_extra(error: ModuleNotFoundError) -> AdedgeError:
@@ -86,7 +89,7 @@ def train(
     out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
     model: str = typer.Option("dfm", help=f"Model: {', '.join(MODEL_NAMES)}."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
-    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0, resnet18 or wide_resnet50_2."),
+    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
     image_size: int = typer.Option(256, help="Square size in pixels (a multiple of 32) the graph resizes every frame to."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
@@ -138,11 +141,15 @@ def export_command(
         out_console.print(f"int8: {q.mode} quantised; AUROC points lost on held-back data: {100 * q.attempts[-1]['drop']:.2f}")
 
 
-def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency"):
+def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, warn: float | None = None):
     from adedge.runtime import Model
     from adedge.runtime.bundle import read_key
 
-    return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None)
+    return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, warn=warn)
+
+
+THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the calibrated threshold); lower catches more."
+WARN_HELP = "CHECK (for a person to look at) above this score and up to the threshold; off by default."
 
 
 @contextlib.contextmanager
@@ -175,12 +182,14 @@ def predict(
     overlays: str = typer.Option("ng", help="Overlay PNGs for: ng (anomalous frames), all, none."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    warn: float | None = typer.Option(None, help=WARN_HELP),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
     from adedge.runtime import Summary, inspect_stream, open_source
     from adedge.runtime.sinks import StreamWriter
 
-    model = _load(bundle, backend, key, mode)
+    model = _load(bundle, backend, key, mode, threshold, warn)
     frames = open_source(source, watch)
     writer = StreamWriter(out, overlays, sys.stdout)
     summary, stop = Summary(), threading.Event()
@@ -198,7 +207,7 @@ def predict(
         writer.close(summary.finish())
     figures = summary.as_dict()
     err_console.print(
-        f"{figures['frames']} frames: {figures['ok']} OK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
+        f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
         f"{figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; {figures['fps']} frames/s", highlight=False
     )
     if summary.failed:
@@ -214,11 +223,13 @@ def eval_command(
     json_file: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    warn: float | None = typer.Option(None, help=WARN_HELP),
 ) -> None:
-    """Image AUROC, pixel AUROC, F1 and PRO of a bundle on labelled images."""
+    """AUROC, F1 and PRO of a bundle on labelled images, and at its threshold: good parts rejected, defects missed."""
     from adedge.runtime.evaluate import evaluate_bundle
 
-    metrics = evaluate_bundle(_load(bundle, backend, key), data, category, track=_progress)
+    metrics = evaluate_bundle(_load(bundle, backend, key, threshold=threshold, warn=warn), data, category, track=_progress)
     out_console.print(_table(f"{bundle} on {data}", metrics))
     _write_json(json_file, metrics)
 

@@ -1,5 +1,7 @@
-"""Writing run folders and bundles atomically: a failure leaves no half-written folder behind."""
+"""Writing run folders, bundles and JSON files atomically: a failure leaves nothing half-written."""
 
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -35,3 +37,27 @@ def atomic_directory(target: Path | str, marker: str) -> Iterator[Path]:
         os.rename(target, previous)
     os.rename(scratch, target)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def _finite_or_none(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def json_text(values: object, indent: int | None = None) -> str:
+    """Strict JSON: a value that is not a finite number (an undefined metric, a broken score)
+    becomes null, never the bare NaN that Python writes and other JSON readers refuse."""
+    return json.dumps(_finite_or_none(values), indent=indent, allow_nan=False)
+
+
+def write_json(path: Path, values: object) -> None:
+    """Write VALUES as strict JSON to PATH atomically (a scratch file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.tmp")
+    scratch.write_text(json_text(values, indent=2) + "\n")
+    os.replace(scratch, path)

@@ -69,6 +69,9 @@ def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, run
     _one_line_error(invoke("predict", openvino_bundle, image, "--watch"), "--watch needs one folder")
     _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic / "train"), "needs both good and anomalous")
     _one_line_error(invoke("bench", openvino_bundle, "--backend", "onnxruntime"), "export with --format onnx")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--threshold", 1.5), "--threshold must be from 0")
+    _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic, "--threshold", "nan"), "--threshold must be from 0")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--threshold", 0.4, "--warn", 0.6), "--warn must be from 0")
     assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists() and not (tmp_path / "p").exists()
 
 

@@ -1,6 +1,7 @@
 """Fail closed: a diverged training writes no run, and a non-finite score is never OK."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -8,7 +9,10 @@ import pytest
 import torch
 
 from adedge.errors import AdedgeError
-from adedge.runtime.model import Result, is_anomalous
+from adedge.fileio import json_text
+from adedge.runtime import Inspection, Model
+from adedge.runtime.evaluate import evaluate_bundle
+from adedge.runtime.model import Result, Verdicts
 from adedge.train import trainer
 from adedge.train.backbones import RANDOM_WEIGHTS, create_backbone
 from adedge.train.cflow import CflowSettings, build_decoder, positional_encoding, train_decoder
@@ -17,9 +21,12 @@ from adedge.train.dfm import PLUGIN as DFM, DFMHead
 
 
 def test_non_finite_scores_are_never_ok():
-    assert [is_anomalous(s) for s in (0.2, 0.5, 0.51, math.nan, math.inf, -math.inf)] == [False, False, True, True, True, True]
-    result = Result(math.nan, is_anomalous(math.nan), np.array([[0.1, math.nan]], np.float32), (1, 2))
-    assert result.label == "NG" and result.mask.tolist() == [[False, True]]
+    verdicts = Verdicts(warn=0.3)
+    scores = (0.2, 0.4, 0.5, 0.51, math.nan, math.inf, -math.inf)
+    assert [verdicts.label(s) for s in scores] == ["OK", "CHECK", "CHECK", "NG", "NG", "NG", "NG"]
+    result = Result(math.nan, verdicts.label(math.nan), np.array([[0.1, math.nan]], np.float32), (1, 2), verdicts)
+    assert result.label == "NG" and result.anomalous and result.mask.tolist() == [[False, True]]
+    assert "non-finite score" in result.error
 
 
 def test_the_graph_labels_a_nan_score_anomalous():
@@ -56,3 +63,25 @@ def test_a_model_with_non_finite_constants_writes_no_run(synthetic, tmp_path, mo
     with pytest.raises(AdedgeError, match=r"training produced non-finite values \(score_threshold, .*\); nothing was written"):
         trainer.train(trainer.TrainConfig(synthetic, tmp_path / "run", image_size=64, settings={"pool": 2}))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_non_finite_frame_is_ng_with_an_error_and_strict_json():
+    result = Result(math.nan, Verdicts().label(math.nan), np.zeros((2, 2), np.float32), (2, 2))
+    record = Inspection("cam", 7, 0.0, 1.0, 1.0, result).record()
+    assert record["score"] is None and record["label"] == "NG" and "non-finite score" in record["error"]
+    assert json.loads(json_text(record))["score"] is None
+    assert json_text({"pixel_auroc": math.nan, "scores": [1.0, math.inf]}) == '{"pixel_auroc": null, "scores": [1.0, null]}'
+
+
+class _BrokenEngine:
+    """An engine whose model gives NaN for every frame."""
+
+    def infer(self, batch):
+        return np.full(len(batch), np.nan, np.float32), np.zeros((len(batch), 8, 8), np.float32)
+
+
+def test_eval_refuses_non_finite_scores(openvino_bundle, synthetic):
+    model = Model.load(openvino_bundle)
+    model.engine = _BrokenEngine()
+    with pytest.raises(AdedgeError, match=r"non-finite scores for \d+ of \d+ images .*it is broken"):
+        evaluate_bundle(model, synthetic)

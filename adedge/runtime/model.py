@@ -23,24 +23,55 @@ if TYPE_CHECKING:
 FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
 
-def is_anomalous(score: float) -> bool:
-    """Above the threshold, or not finite: a broken model or frame never passes as OK."""
-    return not (math.isfinite(score) and score <= THRESHOLD)
+LABELS = ("OK", "CHECK", "NG")
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """The cut-offs on the graph's 0..1 score, set at run time without re-exporting: NG above
+    `threshold` (the bundle's, 0.5 = the calibrated threshold, unless moved); CHECK above `warn`,
+    a lower cut-off that opens a band for a person to look at; OK at or below both. A score that is
+    not finite (a broken model or frame) is always NG."""
+
+    threshold: float = THRESHOLD
+    warn: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold < 1.0):
+            raise AdedgeError(f"--threshold must be from 0 up to (not including) 1 on the 0..1 score, got {self.threshold}")
+        if self.warn is not None and not (math.isfinite(self.warn) and 0.0 <= self.warn < self.threshold):
+            raise AdedgeError(f"--warn must be from 0 up to (not including) the threshold {self.threshold}, got {self.warn}")
+
+    def label(self, score: float) -> str:
+        if not (math.isfinite(score) and score <= self.threshold):
+            return "NG"
+        return "CHECK" if self.warn is not None and score > self.warn else "OK"
+
+    def record(self) -> dict[str, float]:
+        """The cut-offs as a JSON line states them."""
+        return {"threshold": self.threshold} | ({"warn": self.warn} if self.warn is not None else {})
 
 
 @dataclass(frozen=True)
 class Result:
-    """One inspected frame; 0.5 is the threshold. The map and mask have the frame's own size, and
-    are computed when first asked for (a stream that only needs scores never pays for them)."""
+    """One inspected frame. The map and mask have the frame's own size, and are computed when first
+    asked for (a stream that only needs scores never pays for them); the mask marks map values above
+    the same threshold as the verdict (the map is calibrated like the score)."""
 
     score: float
-    anomalous: bool
+    label: str  # OK, CHECK or NG
     model_map: np.ndarray  # at the model's input size
     frame_size: tuple[int, int]
+    verdicts: Verdicts = Verdicts()
 
     @property
-    def label(self) -> str:
-        return "NG" if self.anomalous else "OK"
+    def anomalous(self) -> bool:
+        return self.label == "NG"
+
+    @property
+    def error(self) -> str | None:
+        """Why the verdict cannot be trusted (and is NG): the model gave no finite score."""
+        return None if math.isfinite(self.score) else f"the model returned a non-finite score ({self.score}); the frame is NG"
 
     @cached_property
     def anomaly_map(self) -> np.ndarray:
@@ -48,14 +79,15 @@ class Result:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= THRESHOLD))
+        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= self.verdicts.threshold))
 
 
 class Model:
     """Load with Model.load(bundle); predict(frame) or predict_batch(frames) of any size; stream(source)."""
 
-    def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency") -> None:
+    def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency", verdicts: Verdicts | None = None) -> None:
         self.bundle, self.engine, self.mode = bundle, engine, mode
+        self.verdicts = verdicts or Verdicts(bundle.metadata.threshold)
 
     @classmethod
     def load(
@@ -66,11 +98,15 @@ class Model:
         threads: int | None = None,
         mode: str = "latency",
         key: bytes | None = None,
+        threshold: float | None = None,
+        warn: float | None = None,
     ) -> "Model":
         """MODE "throughput" keeps several requests in flight in `stream`; with KEY (bytes) the
-        bundle must carry a signature made with it."""
+        bundle must carry a signature made with it. THRESHOLD (default: the bundle's) and WARN set
+        the verdicts (see `Verdicts`)."""
         bundle = read_bundle(path, key)
-        return cls(bundle, create_engine(bundle, backend, device, threads, mode), mode)
+        verdicts = Verdicts(bundle.metadata.threshold if threshold is None else threshold, warn)
+        return cls(bundle, create_engine(bundle, backend, device, threads, mode), mode, verdicts)
 
     @property
     def metadata(self) -> BundleMetadata:
@@ -112,7 +148,7 @@ class Model:
 
     def result(self, image: np.ndarray, anomaly_map: np.ndarray, score: float) -> Result:
         """The Result for IMAGE from the graph's map and score for it."""
-        return Result(score, is_anomalous(score), anomaly_map, image.shape[:2])
+        return Result(score, self.verdicts.label(score), anomaly_map, image.shape[:2], self.verdicts)
 
     def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
         """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with

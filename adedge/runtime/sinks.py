@@ -3,13 +3,12 @@
 Every line is flushed as it is written, so a stream stopped at any moment leaves whole lines.
 """
 
-import json
-import os
 from pathlib import Path
 from typing import TextIO
 
 from adedge.data.images import save_image
 from adedge.errors import AdedgeError
+from adedge.fileio import json_text, write_json
 from adedge.runtime.overlay import overlay
 from adedge.runtime.stream import Inspection, Summary
 
@@ -42,7 +41,7 @@ class StreamWriter:
             path = self._overlay_path(inspection)
             save_image(path, overlay(inspection.image, result.anomaly_map, result.mask))
             record["overlay"] = str(path)
-        line = json.dumps(record)
+        line = json_text(record)
         for stream in (self.lines, self.echo):
             if stream is not None:
                 print(line, file=stream, flush=True)
@@ -52,6 +51,4 @@ class StreamWriter:
         if self.lines is not None:
             self.lines.close()
         if summary is not None and self.out is not None:
-            scratch = self.out / f".{SUMMARY_FILE}.tmp"
-            scratch.write_text(json.dumps(summary.as_dict(), indent=2) + "\n")
-            os.replace(scratch, self.out / SUMMARY_FILE)
+            write_json(self.out / SUMMARY_FILE, summary.as_dict())

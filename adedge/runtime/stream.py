@@ -46,8 +46,11 @@ class Inspection:
         }
         if self.result is None:
             return {**record, "error": self.error}
-        return {**record, "score": round(self.result.score, 6), "label": self.result.label,
-                "latency_ms": round(self.latency_ms, 3), "model_ms": round(self.model_ms, 3)}
+        result = self.result
+        score = round(result.score, 6) if result.error is None else None  # JSON has no NaN: null, with the error
+        record |= {"score": score, "label": result.label, **result.verdicts.record(),
+                   "latency_ms": round(self.latency_ms, 3), "model_ms": round(self.model_ms, 3)}
+        return record | ({"error": result.error} if result.error else {})
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Summary:
     """Counts and timing of a stream so far."""
 
     ok: int = 0
+    check: int = 0
     ng: int = 0
     failed: int = 0
     latencies: array = field(default_factory=lambda: array("f"))
@@ -65,8 +69,8 @@ class Summary:
         if inspection.result is None:
             self.failed += 1
             return
-        self.ng += inspection.result.anomalous
-        self.ok += not inspection.result.anomalous
+        label = inspection.result.label
+        self.ok, self.check, self.ng = self.ok + (label == "OK"), self.check + (label == "CHECK"), self.ng + (label == "NG")
         self.latencies.append(inspection.latency_ms)
 
     def finish(self) -> "Summary":
@@ -74,11 +78,11 @@ class Summary:
         return self
 
     def as_dict(self) -> dict:
-        inspected = self.ok + self.ng
+        inspected = self.ok + self.check + self.ng
         seconds = (self.ended or time.perf_counter()) - self.started
-        p50, p99 = np.percentile(self.latencies, [50, 99]) if inspected else (float("nan"), float("nan"))
-        return {"frames": inspected + self.failed, "ok": self.ok, "ng": self.ng, "failed": self.failed,
-                "latency_p50_ms": round(float(p50), 3), "latency_p99_ms": round(float(p99), 3),
+        p50, p99 = (round(float(p), 3) for p in np.percentile(self.latencies, [50, 99])) if inspected else (None, None)
+        return {"frames": inspected + self.failed, "ok": self.ok, "check": self.check, "ng": self.ng, "failed": self.failed,
+                "latency_p50_ms": p50, "latency_p99_ms": p99,
                 "fps": round(inspected / seconds, 2) if seconds > 0 else 0.0, "seconds": round(seconds, 3)}
 
 

