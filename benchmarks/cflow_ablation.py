@@ -64,9 +64,12 @@ def _features(encoder: Encoder, samples: list, batch: int = 16) -> dict[str, tor
 
 
 def _stage_maps(head, features: dict[str, torch.Tensor], fit: dict[str, torch.Tensor], size: int, normalisation: str) -> torch.Tensor:
-    """Anomaly maps [N, size, size]: per-stage log-likelihoods normalised as NORMALISATION, upsampled, summed."""
+    """Anomaly maps [N, size, size]: per-stage log-likelihoods normalised as NORMALISATION, upsampled,
+    summed ("log <stage>": that stage's alone)."""
     total = 0
     for flow in head.flows:
+        if normalisation.startswith("log ") and normalisation != f"log {flow.name}":
+            continue
         with torch.no_grad():
             log_p = flow.log_likelihood(features[flow.name]).double()
             fitted = flow.log_likelihood(fit[flow.name]).double()
@@ -119,7 +122,7 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
     config = TrainConfig(category, work, model="cflow", **{k: v for k, v in variant.items() if k in ("image_size", "backbone")})
     torch.manual_seed(config.seed)
     settings = CflowSettings(**variant.get("settings", {}))
-    fit_samples, _ = _split(require_train_images(open_dataset(category)), config.seed)
+    fit_samples, held_back = _split(require_train_images(open_dataset(category)), config.seed)
     test = require_test_images(open_dataset(category))
     backbone = create_backbone(config.backbone)
     backbone.keep_stages(list(backbone.stages_at(variant.get("strides", (8, 16, 32)))))
@@ -129,20 +132,25 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
     head, _ = fit_cflow_head(fit, settings, config.seed, no_progress)
     train_seconds = time.perf_counter() - started
     features = _features(encoder, test)
+    held_features = _features(encoder, held_back)
     labels = np.array([s.anomalous for s in test])
     masks = np.stack([ground_truth(s, (config.image_size,) * 2) for s in test])
     scores = {}
-    for normalisation in NORMALISATIONS:
+    for normalisation in NORMALISATIONS + tuple(f"log {flow.name}" for flow in head.flows):
         maps = _stage_maps(head, features, fit, config.image_size, normalisation)
-        for aggregation in AGGREGATIONS:
+        held_maps = _stage_maps(head, held_features, fit, config.image_size, normalisation)
+        for aggregation in AGGREGATIONS if normalisation in NORMALISATIONS else AGGREGATIONS[:1]:
             pixel_maps = _blur(maps, 4.0) if aggregation.startswith("blur") else maps
+            test_scores = _score(maps, aggregation)
             scores[f"{normalisation} / {aggregation}"] = {
-                "image_auroc": auroc(labels, _score(maps, aggregation)),
+                "image_auroc": auroc(labels, test_scores),
                 "pixel_auroc": auroc(masks, pixel_maps.numpy()),
+                "test_scores": test_scores.tolist(),
+                "held_back_scores": _score(held_maps, aggregation).tolist(),
             }
     side = max(load_image(test[0].path).shape[:2])
     result = {"variant": name, "category": category.name, "train_seconds": train_seconds, "latency_ms": _latency(encoder, head, int(side)),
-              "frame_side": int(side), "scores": scores}
+              "frame_side": int(side), "labels": labels.tolist(), "scores": scores}
     record.write_text(json.dumps(result, indent=1))
     return result
 

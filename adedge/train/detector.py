@@ -59,7 +59,7 @@ class Encoder(nn.Module):
 
 # The calibrated distance to a threshold, (raw - threshold) / scale, is squashed by a logistic of this
 # slope into 0..1 (what OpenVINO Model API expects of an anomaly map): 0.5 at the threshold, and a
-# good part's typical value (3 standard deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
+# good part's typical value (the held-back median, 2 robust deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
 SLOPE = 4.0
 
 
