@@ -225,13 +225,22 @@ def eval_command(
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     warn: float | None = typer.Option(None, help=WARN_HELP),
+    report: Path | None = typer.Option(None, help="Also write report.html (curves, histograms, per-defect table, worst cases) into this folder."),
 ) -> None:
     """AUROC, F1 and PRO of a bundle on labelled images, and at its threshold: good parts rejected, defects missed."""
-    from adedge.runtime.evaluate import evaluate_bundle
+    from adedge.runtime.evaluate import run_evaluation
+    from adedge.runtime.report import check_report_folder, write_report
 
-    metrics = evaluate_bundle(_load(bundle, backend, key, threshold=threshold, warn=warn), data, category, track=_progress)
-    out_console.print(_table(f"{bundle} on {data}", metrics))
-    _write_json(json_file, metrics)
+    if report is not None:
+        check_report_folder(report)
+    model = _load(bundle, backend, key, threshold=threshold, warn=warn)
+    evaluation = run_evaluation(model, data, category, track=_progress)
+    title = f"{bundle} on {data / category if category else data}"
+    out_console.print(_table(title, evaluation.metrics))
+    _write_json(json_file, evaluation.metrics)
+    if report is not None:
+        path = write_report(evaluation, report, f"{model.metadata.model} bundle {title}")
+        out_console.print(f"report: {escape(str(path))}")
 
 
 @app.command("bench")
@@ -303,7 +312,7 @@ def demo(
             image = load_image(sample.path)
             result = model.predict(image)
             name = f"{sample.defect}_{sample.path.stem}_{result.label}.png"
-            save_image(predictions / name, overlay(image, result.anomaly_map, result.mask))
+            save_image(predictions / name, overlay(image, result))
     out_console.print(summary)
     out_console.print(f"overlays of every fifth test image: {out / 'predictions'}")
 

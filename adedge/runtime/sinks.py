@@ -39,7 +39,7 @@ class StreamWriter:
         result = inspection.result
         if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
             path = self._overlay_path(inspection)
-            save_image(path, overlay(inspection.image, result.anomaly_map, result.mask))
+            save_image(path, overlay(inspection.image, result))
             record["overlay"] = str(path)
         line = json_text(record)
         for stream in (self.lines, self.echo):
