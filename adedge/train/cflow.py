@@ -3,8 +3,13 @@
 Training uses FrEIA's AllInOneBlock on cached, frozen-encoder features. For inference the trained
 flows become `FlowStage` modules that keep only the forward direction, run on all B x h x w feature
 vectors at once, gather instead of multiplying by permutation matrices, and hold the positional
-encoding's contribution to the first subnet layer as a constant buffer. Each stage's per-position
-log-likelihood is normalised with a constant fitted on training features, never a batch maximum.
+encoding's contribution to the first subnet layer as a constant buffer.
+
+The anomaly map is the sum over stages of each position's negative log-likelihood per dimension,
+measured from the best fit on training features (a constant, never a batch maximum), and the image
+score is the mean of the map's top 1 %. Both were chosen by benchmarks/cflow_ablation.py: on pill,
+the paper's exp(log p - max) lets one stage's saturated likelihood hide another stage's evidence,
+and the single maximum of the map is one noisy pixel.
 """
 
 import math
@@ -146,7 +151,8 @@ class FlowBlock(nn.Module):
 
 
 class FlowStage(nn.Module):
-    """One stage's flow: features [B, C, h, w] -> normalised likelihood [B, 1, h, w] (about 1 where normal)."""
+    """One stage's flow: features [B, C, h, w] -> negative log-likelihood per dimension [B, 1, h, w],
+    from the best fit on training features (0 there, larger where less likely)."""
 
     def __init__(self, name: str, channels: int, height: int, width: int, condition: int, blocks: int, clamp: float) -> None:
         super().__init__()
@@ -170,14 +176,25 @@ class FlowStage(nn.Module):
         return log_likelihood(x, log_jac_det)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # an Add of the negated maximum (not a Subtract) and one reshape, last: OpenVINO's CPU plugin
-        # would rewrite a Subtract or a chain of reshapes into new ops that lose the IR's keep-f32 mark
-        likelihood = torch.exp(self._log_likelihood(features) + self.log_likelihood_shift)
-        return likelihood.reshape(-1, 1, self.height, self.width)
+        # an Add of the negated maximum and a Multiply (not a Subtract) and one reshape, last: OpenVINO's
+        # CPU plugin would rewrite a Subtract or a chain of reshapes into new ops that lose the keep-f32 mark
+        surprise = (self._log_likelihood(features) + self.log_likelihood_shift) * -1.0
+        return surprise.reshape(-1, 1, self.height, self.width)
+
+
+# the image score: the mean of this share of the map's values, the highest ones
+TOP_SHARE = 0.01
+
+
+def top_mean(anomaly_map: torch.Tensor) -> torch.Tensor:
+    """The mean of the top TOP_SHARE of each map [N, 1, H, W] -> [N]: a defect of a few dozen pixels
+    still counts in full, where one noisy pixel no longer decides."""
+    flat = anomaly_map.flatten(1)
+    return flat.topk(max(1, int(flat.shape[1] * TOP_SHARE)), dim=1).values.mean(1)
 
 
 class CflowHead(nn.Module):
-    """Stage features -> anomaly map = stages - sum of upsampled likelihoods; score = its maximum."""
+    """Stage features -> anomaly map = sum of upsampled per-stage surprise; score = its top-1% mean."""
 
     def __init__(self, stages: list[dict], condition: int = 128, blocks: int = 8, clamp: float = 1.9) -> None:
         super().__init__()
@@ -189,11 +206,10 @@ class CflowHead(nn.Module):
         return {"stages": self.stage_specs, "condition": self.condition, "blocks": self.block_count, "clamp": self.clamp}
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        likelihood = sum(
+        anomaly_map = sum(
             F.interpolate(flow(features[flow.name]), size=size, mode="bilinear", align_corners=False) for flow in self.flows
         )
-        anomaly_map = len(self.flows) - likelihood
-        return anomaly_map, anomaly_map.amax(dim=(1, 2, 3))
+        return anomaly_map, top_mean(anomaly_map)
 
 
 def _lr_factor(step: int, steps_per_meta: int, meta_epochs: int, warmup_meta: int) -> float:
@@ -284,5 +300,5 @@ PLUGIN = ModelPlugin(
     stage_count=None,
     fit=fit_cflow_head,
     build_head=lambda config: CflowHead(**config),
-    float_op_types=("MatMul", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Add", "Subtract", "ReduceMax", "ReduceSum", "Power"),
+    float_op_types=("MatMul", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Add", "Subtract", "TopK", "ReduceMean", "ReduceSum", "Power"),
 )
