@@ -91,7 +91,7 @@ def train(
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
-    image_size: int = typer.Option(256, help="Square size in pixels (a multiple of 32) the graph resizes every frame to."),
+    image_size: int | None = typer.Option(None, help="Square size in pixels (a multiple of 32) the graph resizes every frame to (default: the model's)."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images)."),
@@ -263,6 +263,9 @@ def bench_command(
     _write_json(json_file, figures)
 
 
+DEMO_SIZE = 256  # the synthetic plates' own size: the demo stays a couple of minutes on any model's default
+
+
 @app.command()
 @user_errors
 def demo(
@@ -287,13 +290,13 @@ def demo(
     with err_console.status("generating synthetic plates"):
         data = generate_synthetic(out / "data", seed=seed)
     out_console.print(f"synthetic MVTec-layout dataset: {data}")
-    summary = Table(title="adedge demo: synthetic plates, efficientnet_lite0, OpenVINO f32, 256x256")
+    summary = Table(title=f"adedge demo: synthetic plates, efficientnet_lite0, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
     for column in ("model", "train s", "image AUROC", "pixel AUROC", "PRO", "p50 ms (batch 1)"):
         summary.add_column(column, justify="right")
     samples = open_dataset(data).test[::5]
     for model_name in MODEL_NAMES:
         run, bundle = out / "runs" / model_name, out / "bundles" / f"{model_name}-openvino"
-        info = run_training(TrainConfig(data, run, model=model_name), _progress)
+        info = run_training(TrainConfig(data, run, model=model_name, image_size=DEMO_SIZE), _progress)
         out_console.print(f"{model_name}: trained in {info.train_seconds:.1f} s ({info.calibration.method}): {run}")
         with err_console.status(f"exporting {model_name} to OpenVINO IR"):
             export_bundle(run, bundle, "openvino")

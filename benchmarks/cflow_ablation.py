@@ -33,7 +33,7 @@ from adedge.export.openvino_ir import convert_onnx
 from adedge.metrics import auroc
 from adedge.progress import no_progress
 from adedge.train.backbones import create_backbone
-from adedge.train.cflow import CflowSettings, fit_cflow_head
+from adedge.train.cflow import PLUGIN, CflowSettings, fit_cflow_head
 from adedge.train.detector import Detector, Encoder
 from adedge.train.trainer import TrainConfig, _run, _split
 
@@ -120,13 +120,14 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
     if record.is_file():
         return json.loads(record.read_text())
     config = TrainConfig(category, work, model="cflow", **{k: v for k, v in variant.items() if k in ("image_size", "backbone")})
+    size = config.image_size or PLUGIN.image_size
     torch.manual_seed(config.seed)
     settings = CflowSettings(**variant.get("settings", {}))
     fit_samples, held_back = _split(require_train_images(open_dataset(category)), config.seed)
     test = require_test_images(open_dataset(category))
     backbone = create_backbone(config.backbone)
     backbone.keep_stages(list(backbone.stages_at(variant.get("strides", (8, 16, 32)))))
-    encoder = Encoder(backbone, (config.image_size, config.image_size), config.resize).eval()
+    encoder = Encoder(backbone, (size, size), config.resize).eval()
     started = time.perf_counter()
     fit = _features(encoder, fit_samples)
     head, _ = fit_cflow_head(fit, settings, config.seed, no_progress)
@@ -134,11 +135,11 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
     features = _features(encoder, test)
     held_features = _features(encoder, held_back)
     labels = np.array([s.anomalous for s in test])
-    masks = np.stack([ground_truth(s, (config.image_size,) * 2) for s in test])
+    masks = np.stack([ground_truth(s, (size, size)) for s in test])
     scores = {}
     for normalisation in NORMALISATIONS + tuple(f"log {flow.name}" for flow in head.flows):
-        maps = _stage_maps(head, features, fit, config.image_size, normalisation)
-        held_maps = _stage_maps(head, held_features, fit, config.image_size, normalisation)
+        maps = _stage_maps(head, features, fit, size, normalisation)
+        held_maps = _stage_maps(head, held_features, fit, size, normalisation)
         for aggregation in AGGREGATIONS if normalisation in NORMALISATIONS else AGGREGATIONS[:1]:
             pixel_maps = _blur(maps, 4.0) if aggregation.startswith("blur") else maps
             test_scores = _score(maps, aggregation)

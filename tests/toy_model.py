@@ -45,6 +45,7 @@ PLUGIN = ModelPlugin(
     name="mean_distance",
     settings=MeanDistanceSettings,
     strides=(16,),
+    image_size=64,
     stage_count=1,
     fit=fit,
     build_head=lambda config: MeanDistanceHead(**config),

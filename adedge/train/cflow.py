@@ -297,6 +297,7 @@ PLUGIN = ModelPlugin(
     name="cflow",
     settings=CflowSettings,
     strides=(8, 16, 32),
+    image_size=256,
     stage_count=None,
     fit=fit_cflow_head,
     build_head=lambda config: CflowHead(**config),

@@ -111,6 +111,7 @@ PLUGIN = ModelPlugin(
     name="dfm",
     settings=DFMSettings,
     strides=(16,),
+    image_size=256,
     stage_count=1,
     fit=fit_dfm_head,
     build_head=lambda config: DFMHead(**config),

@@ -33,6 +33,7 @@ class ModelPlugin:
     name: str
     settings: type  # a frozen dataclass of the model's settings, with its defaults
     strides: tuple[int, ...]  # default backbone stages, by stride
+    image_size: int  # default square input size: the graph resizes every frame to it
     stage_count: int | None  # how many stages it takes (None: any)
     fit: Callable[..., tuple[Any, dict[str, list[float]]]]
     build_head: Callable[..., Any]  # head from the dict its config() returned

@@ -35,7 +35,7 @@ class TrainConfig:
     category: str | None = None
     backbone: str = "efficientnet_lite0"
     weights: str | None = None
-    image_size: int = 256
+    image_size: int | None = None  # default: the model plug-in's
     seed: int = 42
     val_data: Path | None = None
     batch_size: int = 16
@@ -107,8 +107,9 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
-    if config.image_size < 32 or config.image_size % 32:
-        raise AdedgeError(f"--image-size must be a multiple of 32 and at least 32, got {config.image_size}")
+    image_size = config.image_size or plugin.image_size
+    if image_size < 32 or image_size % 32:
+        raise AdedgeError(f"--image-size must be a multiple of 32 and at least 32, got {image_size}")
     if config.resize not in RESIZE_METHODS:
         raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
     started = time.perf_counter()
@@ -118,7 +119,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     dataset = open_dataset(config.data, config.category)
     train_samples = require_train_images(dataset)
     fit_samples, held_back = (train_samples, []) if config.val_data else _split(train_samples, config.seed)
-    size = (config.image_size, config.image_size)
+    size = (image_size, image_size)
     backbone = create_backbone(config.backbone, config.weights)
     stages = list(config.stages or backbone.stages_at(plugin.strides))
     if plugin.stage_count is not None and len(stages) != plugin.stage_count:
