@@ -85,3 +85,24 @@ def test_eval_refuses_non_finite_scores(openvino_bundle, synthetic):
     model.engine = _BrokenEngine()
     with pytest.raises(AdedgeError, match=r"non-finite scores for \d+ of \d+ images .*it is broken"):
         evaluate_bundle(model, synthetic)
+
+
+@pytest.mark.trains
+def test_non_finite_features_write_no_run(synthetic, tmp_path):
+    broken = create_backbone("efficientnet_lite0", RANDOM_WEIGHTS)
+    state = {k: v.fill_(math.nan) if k == "_bn0.bias" else v for k, v in broken.state_dict().items()}
+    torch.save(state, tmp_path / "nan.pth")
+    config = trainer.TrainConfig(synthetic, tmp_path / "run", image_size=64, weights=str(tmp_path / "nan.pth"), settings={"pool": 2})
+    with pytest.raises(AdedgeError, match=r"non-finite features \(block10\); nothing was written"):
+        trainer.train(config)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.trains
+def test_a_diverged_training_ends_in_one_line_and_exit_2(synthetic, tmp_path):
+    from test_cli import _one_line_error, invoke
+
+    result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--model", "cflow", "--image-size", 64,
+                    "-p", "lr=1e30", "-p", "meta_epochs=1", "-p", "warmup_meta_epochs=0")
+    _one_line_error(result, "CFLOW training diverged")
+    assert not (tmp_path / "run").exists()

@@ -128,6 +128,9 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     encoder = Encoder(backbone, size, config.resize).eval()
     outputs = _run(encoder, fit_samples, config.batch_size, track, "extracting features")
     features = {name: torch.cat([f[name] for f in outputs]) for name in backbone.return_stages}
+    broken = [name for name, f in features.items() if not torch.isfinite(f).all()]
+    if broken:
+        raise AdedgeError(f"the backbone gave non-finite features ({', '.join(broken)}); nothing was written: check the --weights file")
     head, losses = plugin.fit(features, settings, config.seed, track)
     detector = Detector(encoder, head).eval()
     calibration = _calibrate(detector, config, held_back, track)
