@@ -53,6 +53,8 @@ VARIANTS: dict[str, dict] = {
     "lr 1e-4": {"settings": {"lr": 1e-4}},
     "efficientnet_lite1": {"backbone": "efficientnet_lite1"},
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
+    "lite1 + input 320": {"backbone": "efficientnet_lite1", "image_size": 320},
+    "input 320 + 16 epochs": {"image_size": 320, "settings": {"meta_epochs": 8}},
 }
 NORMALISATIONS = ("train max", "train z", "log")
 AGGREGATIONS = ("max", "top 1% mean", "blur 4 max")
