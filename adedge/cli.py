@@ -89,7 +89,7 @@ def train(
     out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
     model: str = typer.Option("dfm", help=f"Model: {', '.join(MODEL_NAMES)}."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
-    backbone: str = typer.Option("efficientnet_lite0", help="efficientnet_lite0 (default), efficientnet_lite1, efficientnet_lite2, resnet18 or wide_resnet50_2."),
+    backbone: str = typer.Option("efficientnet_lite1", help="efficientnet_lite1 (default), efficientnet_lite0 (faster), efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
     image_size: int | None = typer.Option(None, help="Square size in pixels (a multiple of 32) the graph resizes every frame to (default: the model's)."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
@@ -290,7 +290,7 @@ def demo(
     with err_console.status("generating synthetic plates"):
         data = generate_synthetic(out / "data", seed=seed)
     out_console.print(f"synthetic MVTec-layout dataset: {data}")
-    summary = Table(title=f"adedge demo: synthetic plates, efficientnet_lite0, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
+    summary = Table(title=f"adedge demo: synthetic plates, {TrainConfig.backbone}, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
     for column in ("model", "train s", "image AUROC", "pixel AUROC", "PRO", "p50 ms (batch 1)"):
         summary.add_column(column, justify="right")
     samples = open_dataset(data).test[::5]

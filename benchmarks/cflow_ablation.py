@@ -33,14 +33,16 @@ from adedge.export.openvino_ir import convert_onnx
 from adedge.metrics import auroc
 from adedge.progress import no_progress
 from adedge.train.backbones import create_backbone
-from adedge.train.cflow import PLUGIN, CflowSettings, fit_cflow_head
+from adedge.train.cflow import CflowHead, CflowSettings, fit_cflow_head
 from adedge.train.detector import Detector, Encoder
 from adedge.train.trainer import TrainConfig, _run, _split
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT = TrainConfig(Path("."), Path("."), model="cflow")
+# what each variant changes: the first release's defaults (the flows' settings are CflowSettings')
+BASELINE = {"backbone": "efficientnet_lite0", "image_size": 256, "strides": (8, 16, 32)}
 VARIANTS: dict[str, dict] = {
-    "defaults": {},
+    "baseline": {},
     "16 epochs (8x2)": {"settings": {"meta_epochs": 8}},
     "32 epochs (16x2)": {"settings": {"meta_epochs": 16}},
     "input 320": {"image_size": 320},
@@ -57,6 +59,8 @@ VARIANTS: dict[str, dict] = {
     "input 320 + 16 epochs": {"image_size": 320, "settings": {"meta_epochs": 8}},
 }
 NORMALISATIONS = ("train max", "train z", "log")
+SHIPPED = ("log", "top 1% mean")  # what adedge.train.cflow's graph computes
+LATENCY_FRAME = 400
 AGGREGATIONS = ("max", "top 1% mean", "blur 4 max")
 
 
@@ -102,8 +106,23 @@ def _score(maps: torch.Tensor, aggregation: str) -> np.ndarray:
     return flat.amax(1).numpy()
 
 
-def _latency(encoder: Encoder, head, frame_side: int, iterations: int = 50) -> float:
-    """p50 ms of the exported f32 graph at batch 1 on a frame of FRAME_SIDE pixels square."""
+def _encoder(variant: dict) -> Encoder:
+    variant = BASELINE | variant
+    backbone = create_backbone(variant["backbone"])
+    backbone.keep_stages(list(backbone.stages_at(variant["strides"])))
+    size = variant["image_size"]
+    return Encoder(backbone, (size, size), DEFAULT.resize).eval()
+
+
+def latency(variant: dict, frame_side: int, iterations: int = 100) -> float:
+    """p50 ms of the VARIANT's exported f32 graph at batch 1 on a frame of FRAME_SIDE pixels square.
+    The flows' weights do not change the time: an untrained head of the right shape is timed."""
+    encoder = _encoder(variant)
+    settings = CflowSettings(**variant.get("settings", {}))
+    with torch.no_grad():
+        shapes = encoder(torch.zeros(1, frame_side, frame_side, 3, dtype=torch.uint8))
+    specs = [{"name": name, "channels": f.shape[1], "height": f.shape[2], "width": f.shape[3]} for name, f in shapes.items()]
+    head = CflowHead(specs, settings.condition, settings.blocks, settings.clamp)
     with tempfile.TemporaryDirectory() as scratch:
         path = export_onnx(Detector(encoder, head).eval(), Path(scratch) / "model.onnx")
         compiled = ov.Core().compile_model(convert_onnx(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
@@ -117,22 +136,23 @@ def _latency(encoder: Encoder, head, frame_side: int, iterations: int = 50) -> f
     return float(np.median(times))
 
 
+def _record(work: Path, category: Path, name: str) -> Path:
+    return work / f"{category.name}-{name.replace(' ', '_')}.json"
+
+
 def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
-    record = work / f"{category.name}-{name.replace(' ', '_').replace(',', '-')}.json"
+    record = _record(work, category, name)
     if record.is_file():
         return json.loads(record.read_text())
-    config = TrainConfig(category, work, model="cflow", **{k: v for k, v in variant.items() if k in ("image_size", "backbone")})
-    size = config.image_size or PLUGIN.image_size
-    torch.manual_seed(config.seed)
+    torch.manual_seed(DEFAULT.seed)
     settings = CflowSettings(**variant.get("settings", {}))
-    fit_samples, held_back = _split(require_train_images(open_dataset(category)), config.seed)
+    fit_samples, held_back = _split(require_train_images(open_dataset(category)), DEFAULT.seed)
     test = require_test_images(open_dataset(category))
-    backbone = create_backbone(config.backbone)
-    backbone.keep_stages(list(backbone.stages_at(variant.get("strides", (8, 16, 32)))))
-    encoder = Encoder(backbone, (size, size), config.resize).eval()
+    encoder = _encoder(variant)
+    size = encoder.preprocess.size[0]
     started = time.perf_counter()
     fit = _features(encoder, fit_samples)
-    head, _ = fit_cflow_head(fit, settings, config.seed, no_progress)
+    head, _ = fit_cflow_head(fit, settings, DEFAULT.seed, no_progress)
     train_seconds = time.perf_counter() - started
     features = _features(encoder, test)
     held_features = _features(encoder, held_back)
@@ -151,9 +171,8 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
                 "test_scores": test_scores.tolist(),
                 "held_back_scores": _score(held_maps, aggregation).tolist(),
             }
-    side = max(load_image(test[0].path).shape[:2])
-    result = {"variant": name, "category": category.name, "train_seconds": train_seconds, "latency_ms": _latency(encoder, head, int(side)),
-              "frame_side": int(side), "labels": labels.tolist(), "scores": scores}
+    result = {"variant": name, "category": category.name, "train_seconds": train_seconds,
+              "frame_side": int(max(load_image(test[0].path).shape[:2])), "labels": labels.tolist(), "scores": scores}
     record.write_text(json.dumps(result, indent=1))
     return result
 
@@ -170,14 +189,53 @@ def main() -> None:
     categories = sorted(d for d in args.data.iterdir() if (d / "train" / "good").is_dir())
     if args.categories:
         categories = [args.data / name for name in args.categories.split(",")]
-    rows = []
-    for name in args.variants.split(","):
+    names = args.variants.split(",")
+    for name in names:
         for category in categories:
-            rows.append(measure(category, name, VARIANTS[name], args.work))
-            print(json.dumps(rows[-1]), flush=True)
+            measure(category, name, VARIANTS[name], args.work)
+    # the table holds every category measured so far for these variants (--categories only picks what to run now)
+    categories = sorted({c for c in args.data.iterdir() if any(_record(args.work, c, n).is_file() for n in names)})
+    rows = {(name, c.name): json.loads(_record(args.work, c, name).read_text()) for name in names for c in categories
+            if _record(args.work, c, name).is_file()}
     machine = machine_description()
-    lines = [f"# CFLOW ablation (changes from the defaults; {machine})", ""]
-    write_results(args.name, {"machine": machine, "rows": rows}, lines)
+    # latency: once per architecture, all in this one run (so the figures compare), on a pill-sized frame
+    timed: dict[str, float] = {}
+    for name in names:
+        variant = VARIANTS[name]
+        key = json.dumps(BASELINE | {k: v for k, v in variant.items() if k != "settings"})
+        timed[name] = timed.get(key) or latency(variant, LATENCY_FRAME)
+        timed[key] = timed[name]
+    shipped = f"{SHIPPED[0]} / {SHIPPED[1]}"
+    columns = " | ".join(f"{c.name} image AUROC | {c.name} pixel AUROC | {c.name} train s" for c in categories)
+    lines = [
+        f"# CFLOW ablation: one change at a time from {BASELINE['backbone']}, {BASELINE['image_size']} px, stride 8/16/32 stages and "
+        "the flows' default settings",
+        "",
+        f"Machine: {machine}. Every model is scored the way the graph ships ({shipped}); train s: feature extraction and",
+        f"flow fitting; latency: the exported f32 graph, OpenVINO, batch 1, a {LATENCY_FRAME}x{LATENCY_FRAME} frame, p50 ms, all timed in",
+        "one run after the training. Training ran on a shared 2-core machine: train times are rough.",
+        "",
+        f"| change | {columns} | latency ms |",
+        "|---|" + "---|" * (3 * len(categories) + 1),
+    ]
+    for name in names:
+        cells = " | ".join(
+            f"{rows[name, c.name]['scores'][shipped]['image_auroc']:.4f} | {rows[name, c.name]['scores'][shipped]['pixel_auroc']:.4f} | "
+            f"{rows[name, c.name]['train_seconds']:.0f}" if (name, c.name) in rows else "not run | | " for c in categories
+        )
+        lines.append(f"| {name} | {cells} | {timed[name]:.1f} |")
+    lines += ["", "## How the map and the score are formed (defaults' flows; image / pixel AUROC)", "",
+              "| normalisation / score | " + " | ".join(c.name for c in categories) + " |", "|---|" + "---|" * len(categories)]
+    for scoring in next(r for (n, _), r in rows.items() if n == names[0])["scores"]:
+        cells = " | ".join(
+            f"{rows[names[0], c.name]['scores'][scoring]['image_auroc']:.4f} / {rows[names[0], c.name]['scores'][scoring]['pixel_auroc']:.4f}"
+            if scoring in rows.get((names[0], c.name), {}).get("scores", {}) else "" for c in categories
+        )
+        lines.append(f"| {scoring} | {cells} |")
+    record = {"machine": machine, "latency_ms": {n: timed[n] for n in names},
+              "rows": [{k: v for k, v in r.items() if k != "labels"} | {"scores": {s: {m: x for m, x in v.items() if m.endswith("auroc")} for s, v in r["scores"].items()}}
+                       for r in rows.values()]}
+    write_results(args.name, record, lines)
 
 
 if __name__ == "__main__":

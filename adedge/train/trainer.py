@@ -33,7 +33,7 @@ class TrainConfig:
     out: Path
     model: str = "dfm"
     category: str | None = None
-    backbone: str = "efficientnet_lite0"
+    backbone: str = "efficientnet_lite1"  # beat lite0 on pill for both models (benchmarks/results/cflow_ablation.md)
     weights: str | None = None
     image_size: int | None = None  # default: the model plug-in's
     seed: int = 42
