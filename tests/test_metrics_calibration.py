@@ -38,12 +38,15 @@ def test_calibration_on_good_targets_a_two_percent_false_reject_rate_robustly():
     assert (good > c.score_threshold).mean() == pytest.approx(0.023, abs=0.006)  # median + 2 sigma of a normal
     assert (good * 10 > c.map_threshold).mean() == pytest.approx(0.023, abs=0.006)
     assert _normalise(np.median(good), c.score_threshold, c.score_scale) == pytest.approx(0.0)
+    # few values: the standard deviation, since a median absolute deviation of 3 can be nearly 0
+    few = np.array([1.0, 2.0, 2.0001])
+    assert calibrate_on_good(few, few).score_threshold == pytest.approx(2.0 + 2 * few.std())
     # one wild held-back image barely moves the threshold (a mean + k sigma rule would leap)
-    scores = np.array([1.0, 2.0, 3.0, 2.0, 2.0, 2.5, 1.5])
+    scores = np.array([1.0, 2.0, 3.0, 2.0, 2.0, 2.5, 1.5, 2.2, 1.8, 2.1])
     maxima = scores * 10
     c = calibrate_on_good(scores, maxima)
     assert calibrate_on_good(np.append(scores, 100.0), np.append(maxima, 1000.0)).score_threshold < c.score_threshold + 0.5
-    assert "held back" in c.method and c.images == 7
+    assert "held back" in c.method and c.images == 10
     with pytest.raises(AdedgeError, match="at least 2"):
         calibrate_on_good(scores[:1], maxima[:1])
 

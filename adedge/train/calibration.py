@@ -19,9 +19,14 @@ from adedge.metrics import f1_max
 
 SIGMAS = 2.0
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
+ROBUST_MIN = 10  # fewer held-back values than this (under 100 training images) use the standard deviation
 
 
 def _robust_sigma(good: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation; with fewer than ROBUST_MIN values that is unstable
+    (of 3 values, the smaller gap to the median, which can be nearly 0), so the standard deviation."""
+    if len(good) < ROBUST_MIN:
+        return float(np.std(good))
     return MAD_TO_SIGMA * float(np.median(np.abs(good - np.median(good))))
 
 
