@@ -111,7 +111,7 @@ class DatasetInfo:
     held_back: list[str]
 
 
-RUN_FORMAT_VERSION = 2
+RUN_FORMAT_VERSION = 3  # 3: CFLOW maps from negative log-likelihoods (best_fit buffer)
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,13 @@ def log_likelihood(z: torch.Tensor, log_jac_det: torch.Tensor) -> torch.Tensor:
     return (log_jac_det + channels * LOG_NORMAL_CONST) / channels + (-0.5 / channels) * (z**2).sum(1)
 
 
+def negative_log_likelihood(z: torch.Tensor, log_jac_det: torch.Tensor) -> torch.Tensor:
+    """-log_likelihood(z, log_jac_det), written with positive-constant products and sums only: a
+    Multiply by -1 after the sum is fused by OpenVINO's CPU plugin into a new node without the keep-f32 mark."""
+    channels = z.shape[1]
+    return (0.5 / channels) * (z**2).sum(1) + (log_jac_det + channels * LOG_NORMAL_CONST) / -channels
+
+
 class FlowBlock(nn.Module):
     """Forward direction of one trained AllInOneBlock, for a fixed grid of positions.
 
@@ -158,14 +165,15 @@ class FlowStage(nn.Module):
         super().__init__()
         self.name, self.height, self.width = name, height, width
         self.blocks = nn.ModuleList(FlowBlock(channels, condition, height * width, clamp) for _ in range(blocks))
-        self.register_buffer("log_likelihood_shift", torch.zeros(()))  # minus the maximum on training features
+        self.register_buffer("best_fit", torch.zeros(()))  # the maximum log-likelihood on training features
 
     def log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
         """Per-position, per-dimension log-likelihood [B, 1, h, w] (not yet normalised)."""
-        return self._log_likelihood(features).reshape(-1, 1, self.height, self.width)
+        return log_likelihood(*self._flow(features)).reshape(-1, 1, self.height, self.width)
 
-    def _log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
-        """The log-likelihood of every feature vector [B * h * w], position-major per image."""
+    def _flow(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The flow's output Z and log-Jacobian determinant for every feature vector [B * h * w],
+        position-major per image."""
         x = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
         log_jac_det = None
         for index, block in enumerate(self.blocks):
@@ -173,12 +181,12 @@ class FlowStage(nn.Module):
             log_jac_det = block_log_det if log_jac_det is None else log_jac_det + block_log_det
             if index < len(self.blocks) - 1:  # the likelihood does not depend on the last permutation
                 x = torch.index_select(x, 1, block.permutation)
-        return log_likelihood(x, log_jac_det)
+        return x, log_jac_det
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # an Add of the negated maximum and a Multiply (not a Subtract) and one reshape, last: OpenVINO's
-        # CPU plugin would rewrite a Subtract or a chain of reshapes into new ops that lose the keep-f32 mark
-        surprise = (self._log_likelihood(features) + self.log_likelihood_shift) * -1.0
+        # an Add of the constant (not a Subtract) and one reshape, last: OpenVINO's CPU plugin would
+        # rewrite a Subtract or a chain of reshapes into new ops that lose the IR's keep-f32 mark
+        surprise = negative_log_likelihood(*self._flow(features)) + self.best_fit
         return surprise.reshape(-1, 1, self.height, self.width)
 
 
@@ -289,7 +297,7 @@ def fit_cflow_head(
         for block, trained in zip(flow.blocks, decoder.module_list):
             block.load_trained(trained, encoding)
         with torch.no_grad():
-            flow.log_likelihood_shift.fill_(-float(flow.log_likelihood(stage_features).max()))
+            flow.best_fit.fill_(float(flow.log_likelihood(stage_features).max()))
     return head, history
 
 
