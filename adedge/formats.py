@@ -111,7 +111,7 @@ class DatasetInfo:
     held_back: list[str]
 
 
-RUN_FORMAT_VERSION = 3  # 3: CFLOW maps from negative log-likelihoods (best_fit buffer)
+RUN_FORMAT_VERSION = 3  # 3: the CFLOW score is the map's top-1% mean (calibrations of 2 do not fit it)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def test_head_is_batch_independent_and_normalised(head):
     torch.testing.assert_close(scores, top.mean(1))  # the top 1% of 64 values: the maximum
     with torch.no_grad():
         train_maps, _ = fitted({"a": _features(6, 4), "b": _features(10, 2, seed=1)}, (8, 8))
-    assert float(train_maps.min()) >= -1e-5  # each stage's surprise is 0 at its best fit on training features
+    assert float(train_maps.min()) >= -1e-5  # each stage's likelihood is at most 1 on training features
 
 
 def test_top_mean_scores_the_highest_share():
