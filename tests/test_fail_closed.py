@@ -92,7 +92,8 @@ def test_non_finite_features_write_no_run(synthetic, tmp_path):
     broken = create_backbone("efficientnet_lite0", RANDOM_WEIGHTS)
     state = {k: v.fill_(math.nan) if k == "_bn0.bias" else v for k, v in broken.state_dict().items()}
     torch.save(state, tmp_path / "nan.pth")
-    config = trainer.TrainConfig(synthetic, tmp_path / "run", image_size=64, weights=str(tmp_path / "nan.pth"), settings={"pool": 2})
+    config = trainer.TrainConfig(synthetic, tmp_path / "run", backbone="efficientnet_lite0", image_size=64,
+                                 weights=str(tmp_path / "nan.pth"), settings={"pool": 2})
     with pytest.raises(AdedgeError, match=r"non-finite features \(block10\); nothing was written"):
         trainer.train(config)
     assert not (tmp_path / "run").exists()

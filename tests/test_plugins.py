@@ -29,7 +29,7 @@ def test_a_registered_model_trains_exports_and_runs(registered, synthetic, tmp_p
     result = runner.invoke(app, ["train", "--model", "mean_distance", "--data", str(synthetic), "--out", str(run), "--image-size", "64", "-p", "root=1"])
     assert result.exit_code == 0, result.output
     info = json.loads((run / "run.json").read_text())
-    assert info["model"] == "mean_distance" and info["settings"] == {"root": 1} and info["stages"] == ["block10"]
+    assert info["model"] == "mean_distance" and info["settings"] == {"root": 1} and info["stages"] == ["block14"]  # lite1's stride-16 stage
     assert runner.invoke(app, ["export", str(run), "--format", "onnx", "--out", str(bundle)]).exit_code == 0
     frames = np.stack([load_image(s.path) for s in open_dataset(synthetic).test[::3]])
     detector, _ = load_run(run)
