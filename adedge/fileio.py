@@ -55,9 +55,18 @@ def json_text(values: object, indent: int | None = None) -> str:
     return json.dumps(_finite_or_none(values), indent=indent, allow_nan=False)
 
 
-def write_json(path: Path, values: object) -> None:
-    """Write VALUES as strict JSON to PATH atomically (a scratch file renamed over it)."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write TEXT to PATH through a scratch file renamed over it: a reader never sees half a file,
+    and a failed write leaves the old file (and no scratch file) behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.tmp")
-    scratch.write_text(json_text(values, indent=2) + "\n")
-    os.replace(scratch, path)
+    try:
+        scratch.write_text(text, encoding="utf-8")
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def write_json(path: Path, values: object) -> None:
+    """Write VALUES as strict JSON to PATH atomically."""
+    write_text_atomic(path, json_text(values, indent=2) + "\n")

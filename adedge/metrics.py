@@ -22,18 +22,23 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
 
 
-def f1_max(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """The best F1 over all thresholds, and the threshold that reaches it (score > threshold = anomalous)."""
+def ranked_counts(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For flagging every score >= each distinct score, the highest first: that score, the true
+    positives among the flagged and the number flagged (the points of F1, ROC and PR curves)."""
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
     order = np.argsort(-scores, kind="stable")
     ranked = scores[order]
-    last_of_value = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # flag every score >= this one
-    true_positives = np.cumsum(labels[order])[last_of_value]
-    flagged = last_of_value + 1
-    f1 = 2 * true_positives / (flagged + labels.sum())
+    last_of_value = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]
+    return ranked[last_of_value], np.cumsum(labels[order])[last_of_value], last_of_value + 1
+
+
+def f1_max(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The best F1 over all thresholds, and the threshold that reaches it (score > threshold = anomalous)."""
+    values, true_positives, flagged = ranked_counts(scores, labels)
+    f1 = 2 * true_positives / (flagged + np.asarray(labels, bool).sum())
     best = int(np.argmax(f1))
     # "score >= t" flags these images; step just below t so that "> threshold" agrees
-    return float(f1[best]), float(np.nextafter(ranked[last_of_value[best]], -np.inf))
+    return float(f1[best]), float(np.nextafter(values[best], -np.inf))
 
 
 def f1_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:

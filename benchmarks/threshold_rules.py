@@ -22,7 +22,7 @@ from adedge.data.datasets import Sample, open_dataset, require_test_images
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.metrics import f1_at, f1_max
 from adedge.progress import no_progress
-from adedge.train.calibration import MAD_TO_SIGMA, SIGMAS
+from adedge.train.calibration import SIGMAS, robust_sigma
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import _run
 
@@ -42,8 +42,7 @@ def measure(run: Path, data: Path) -> list[dict]:
     test = require_test_images(open_dataset(category))
     scores, labels = _raw_scores(detector, test), np.array([s.anomalous for s in test])
     best, _ = f1_max(scores, labels)
-    median = np.median(held)
-    sigma = MAD_TO_SIGMA * np.median(np.abs(held - median))
+    median, sigma = np.median(held), robust_sigma(held)
     rows = []
     for k in KS:
         threshold = median + k * sigma

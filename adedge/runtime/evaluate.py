@@ -30,9 +30,14 @@ class Evaluation:
     metrics: dict[str, float | int]
 
 
+def verdicts_at(scores: np.ndarray, verdicts: Verdicts) -> np.ndarray:
+    """Each score's label (OK, CHECK or NG) at the VERDICTS' cut-offs."""
+    return np.array([verdicts.label(float(score)) for score in scores])
+
+
 def verdict_counts(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts) -> dict[str, float | int]:
     """Good parts rejected (NG) and defects missed (OK, not even CHECK) at the VERDICTS' cut-offs."""
-    called = np.array([verdicts.label(float(s)) for s in scores])
+    called = verdicts_at(scores, verdicts)
     good, defective = ~labels, labels
     counts = {
         "threshold": verdicts.threshold,

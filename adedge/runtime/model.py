@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
 
-LABELS = ("OK", "CHECK", "NG")
-
-
 @dataclass(frozen=True)
 class Verdicts:
     """The cut-offs on the graph's 0..1 score, set at run time without re-exporting: NG above

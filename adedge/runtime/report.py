@@ -8,7 +8,6 @@ missing. Curves are computed here in numpy: the runtime has no scikit-learn and 
 import base64
 import html
 import io
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,8 +18,9 @@ from PIL import Image
 
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
-from adedge.metrics import auroc
-from adedge.runtime.evaluate import Evaluation
+from adedge.fileio import write_text_atomic
+from adedge.metrics import auroc, ranked_counts
+from adedge.runtime.evaluate import Evaluation, verdicts_at
 from adedge.runtime.model import Result, Verdicts
 from adedge.runtime.overlay import overlay
 
@@ -55,10 +55,8 @@ svg .threshold { stroke: #c92a2a; stroke-width: 2; } svg .warn { stroke: #f08c00
 
 def _cumulative(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """True and false positives of flagging score >= each distinct score, the highest first."""
-    order = np.argsort(-scores, kind="stable")
-    last_of_value = np.r_[np.flatnonzero(np.diff(scores[order])), scores.size - 1]
-    true = np.cumsum(labels[order])[last_of_value]
-    return true, last_of_value + 1 - true
+    _, true, flagged = ranked_counts(scores, labels)
+    return true, flagged - true
 
 
 def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,11 +191,6 @@ def _histogram_chart(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts)
     return _svg(430, 310, body, "score histograms")
 
 
-def _called(evaluation: Evaluation) -> np.ndarray:
-    """Each image's verdict (OK, CHECK or NG) at the evaluation's cut-offs."""
-    return np.array([evaluation.verdicts.label(float(score)) for score in evaluation.scores])
-
-
 def _confusion_table(evaluation: Evaluation, called: np.ndarray) -> str:
     """Good parts passed / checked / rejected and defects missed / checked / caught; CHECK only with a warn band."""
     labels = ["OK", "NG"] if evaluation.verdicts.warn is None else ["OK", "CHECK", "NG"]
@@ -278,7 +271,7 @@ def _gallery(evaluation: Evaluation, anomalous: bool) -> str:
 
 def _page(evaluation: Evaluation, title: str) -> str:
     scores, labels, verdicts = evaluation.scores, evaluation.labels, evaluation.verdicts
-    called = _called(evaluation)
+    called = verdicts_at(evaluation.scores, verdicts)
     good, defective = int((~labels).sum()), int(labels.sum())
     defect_types = len({sample.defect for sample in evaluation.samples if sample.anomalous})
     warn = f", CHECK above the warn cut-off {verdicts.warn:.2f}" if verdicts.warn is not None else ", no warn band"
@@ -324,10 +317,6 @@ def write_report(evaluation: Evaluation, out_dir: Path, title: str) -> Path:
     out_dir = Path(out_dir)
     check_report_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path, scratch = out_dir / REPORT_FILE, out_dir / f".{REPORT_FILE}.tmp"
-    try:
-        scratch.write_text(_page(evaluation, title), encoding="utf-8")
-        os.replace(scratch, path)
-    finally:
-        scratch.unlink(missing_ok=True)
+    path = out_dir / REPORT_FILE
+    write_text_atomic(path, _page(evaluation, title))
     return path

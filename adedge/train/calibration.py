@@ -22,7 +22,7 @@ MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median a
 ROBUST_MIN = 10  # fewer held-back values than this (under 100 training images) use the standard deviation
 
 
-def _robust_sigma(good: np.ndarray) -> float:
+def robust_sigma(good: np.ndarray) -> float:
     """1.4826 x the median absolute deviation; with fewer than ROBUST_MIN values that is unstable
     (of 3 values, the smaller gap to the median, which can be nearly 0), so the standard deviation."""
     if len(good) < ROBUST_MIN:
@@ -31,11 +31,11 @@ def _robust_sigma(good: np.ndarray) -> float:
 
 
 def _scale(good: np.ndarray, threshold: float) -> float:
-    return max(2 * SIGMAS * _robust_sigma(good), abs(threshold) * 1e-3, 1e-12)
+    return max(2 * SIGMAS * robust_sigma(good), abs(threshold) * 1e-3, 1e-12)
 
 
 def _good_threshold(good: np.ndarray) -> float:
-    return float(np.median(good) + SIGMAS * _robust_sigma(good))
+    return float(np.median(good) + SIGMAS * robust_sigma(good))
 
 
 def calibrate_on_good(scores: np.ndarray, map_maxima: np.ndarray) -> Calibration:
