@@ -107,7 +107,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
-    image_size = config.image_size or plugin.image_size
+    image_size = plugin.image_size if config.image_size is None else config.image_size
     if image_size < 32 or image_size % 32:
         raise AdedgeError(f"--image-size must be a multiple of 32 and at least 32, got {image_size}")
     if config.resize not in RESIZE_METHODS:
