@@ -111,7 +111,7 @@ class DatasetInfo:
     held_back: list[str]
 
 
-RUN_FORMAT_VERSION = 3  # 3: the CFLOW score is the map's top-1% mean (calibrations of 2 do not fit it)
+RUN_FORMAT_VERSION = 4  # 4: CFLOW stages give clipped z-scores (3: the score became the top-1% mean)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from adedge.train.cflow import (
+    Z_CLIP,
     CflowHead,
     CflowSettings,
     FlowStage,
@@ -82,9 +83,13 @@ def test_head_is_batch_independent_and_normalised(head):
     assert maps.shape == (4, 1, 8, 8)
     top = maps.flatten(1).sort(dim=1, descending=True).values[:, : max(1, 64 // 100)]
     torch.testing.assert_close(scores, top.mean(1))  # the top 1% of 64 values: the maximum
+    train = {"a": _features(6, 4), "b": _features(10, 2, seed=1)}
     with torch.no_grad():
-        train_maps, _ = fitted({"a": _features(6, 4), "b": _features(10, 2, seed=1)}, (8, 8))
-    assert float(train_maps.min()) >= -1e-5  # each stage's likelihood is at most 1 on training features
+        for flow in fitted.flows:  # each stage: z-scores of the training features, clipped for outliers
+            z = flow(train[flow.name]).double()
+            assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05, flow.name
+            far = flow(train[flow.name] * 50)
+            assert float(far.max()) == Z_CLIP and float(far.min()) > float(z.min()), flow.name
 
 
 def test_top_mean_scores_the_highest_share():

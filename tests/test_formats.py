@@ -39,7 +39,7 @@ def test_a_record_round_trips(tmp_path):
         (lambda d: d["calibration"].update(score_scale="wide"), "run.json.calibration.score_scale must be float"),
         (lambda d: d["dataset"].update(held_back="all"), "run.json.dataset.held_back must be a list"),
         (lambda d: d.update(losses={"flow": [1.0, "x"]}), r"run.json.losses.flow\[1\] must be float"),
-        (lambda d: d.update(format_version=1), "has format 1 .* reads format 3: re-create it"),
+        (lambda d: d.update(format_version=1), f"has format 1 .* reads format {RUN_FORMAT_VERSION}: re-create it"),
     ],
 )
 def test_malformed_records_are_refused_with_one_line(tmp_path, change, message):

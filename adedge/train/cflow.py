@@ -5,11 +5,14 @@ flows become `FlowStage` modules that keep only the forward direction, run on al
 vectors at once, gather instead of multiplying by permutation matrices, and hold the positional
 encoding's contribution to the first subnet layer as a constant buffer.
 
-Each stage's per-position likelihood is normalised as in the paper, exp(log p - max), but with the
-maximum taken on training features (a constant, never a batch maximum); the image score is the mean
-of the map's top 1 % rather than its single maximum (benchmarks/cflow_ablation.py). Summing the raw
-log-likelihoods instead scored pill higher but failed on the synthetic plates (image AUROC 0.33-0.68
-against 1.0), where an unbounded stage's noise drowns the others: not a default for unseen parts.
+Each stage's per-position log-likelihood is standardised with the mean and standard deviation it
+has on the training features (constants, never batch statistics) and clipped at Z_CLIP: the map is
+the sum over stages of these clipped z-scores, the image score the mean of the map's top 1 %. The
+paper's exp(log p - max) saturates a few standard deviations below the training maximum, so it
+flattens the range where subtle defects lie; the raw log-likelihood sum keeps that range but lets
+the stage with the widest spread dominate the others (bottle pixel AUROC 0.972 against 0.983).
+Standardising puts the stages on one scale and the clip bounds each stage's say, as exp does, but
+only beyond 4 sigma, where a position is anomalous anyway (benchmarks/results/cflow_scoring.md).
 """
 
 import math
@@ -27,6 +30,8 @@ from adedge.progress import Track
 from adedge.train.models import ModelPlugin
 
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
+# a stage's z-score counts up to this many training standard deviations (benchmarks/results/cflow_scoring.md)
+Z_CLIP = 4.0
 
 
 @dataclass(frozen=True)
@@ -151,13 +156,16 @@ class FlowBlock(nn.Module):
 
 
 class FlowStage(nn.Module):
-    """One stage's flow: features [B, C, h, w] -> normalised likelihood [B, 1, h, w] (about 1 where normal)."""
+    """One stage's flow: features [B, C, h, w] -> clipped z-score of the negative log-likelihood [B, 1, h, w]
+    (about 0 where normal, at most Z_CLIP)."""
 
     def __init__(self, name: str, channels: int, height: int, width: int, condition: int, blocks: int, clamp: float) -> None:
         super().__init__()
         self.name, self.height, self.width = name, height, width
         self.blocks = nn.ModuleList(FlowBlock(channels, condition, height * width, clamp) for _ in range(blocks))
-        self.register_buffer("log_likelihood_shift", torch.zeros(()))  # minus the maximum on training features
+        # the log-likelihood's mean and standard deviation on the training features
+        self.register_buffer("train_mean", torch.zeros(()))
+        self.register_buffer("train_std", torch.ones(()))
 
     def log_likelihood(self, features: torch.Tensor) -> torch.Tensor:
         """Per-position, per-dimension log-likelihood [B, 1, h, w] (not yet normalised)."""
@@ -175,10 +183,10 @@ class FlowStage(nn.Module):
         return log_likelihood(x, log_jac_det)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        # an Add of the negated maximum (not a Subtract) and one reshape, last: OpenVINO's CPU plugin
+        # a product and an Add (not a Subtract or a Divide) and one reshape, last: OpenVINO's CPU plugin
         # would rewrite a Subtract or a chain of reshapes into new ops that lose the IR's keep-f32 mark
-        likelihood = torch.exp(self._log_likelihood(features) + self.log_likelihood_shift)
-        return likelihood.reshape(-1, 1, self.height, self.width)
+        z = self._log_likelihood(features) * (-1.0 / self.train_std) + self.train_mean / self.train_std
+        return torch.clamp(z, max=Z_CLIP).reshape(-1, 1, self.height, self.width)
 
 
 # the image score: the mean of this share of the map's values, the highest ones
@@ -193,7 +201,7 @@ def top_mean(anomaly_map: torch.Tensor) -> torch.Tensor:
 
 
 class CflowHead(nn.Module):
-    """Stage features -> anomaly map = stages - sum of upsampled likelihoods; score = its top-1% mean."""
+    """Stage features -> anomaly map = sum of upsampled clipped z-scores; score = its top-1% mean."""
 
     def __init__(self, stages: list[dict], condition: int = 128, blocks: int = 8, clamp: float = 1.9) -> None:
         super().__init__()
@@ -205,10 +213,9 @@ class CflowHead(nn.Module):
         return {"stages": self.stage_specs, "condition": self.condition, "blocks": self.block_count, "clamp": self.clamp}
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        likelihood = sum(
+        anomaly_map = sum(
             F.interpolate(flow(features[flow.name]), size=size, mode="bilinear", align_corners=False) for flow in self.flows
         )
-        anomaly_map = len(self.flows) - likelihood
         return anomaly_map, top_mean(anomaly_map)
 
 
@@ -289,7 +296,9 @@ def fit_cflow_head(
         for block, trained in zip(flow.blocks, decoder.module_list):
             block.load_trained(trained, encoding)
         with torch.no_grad():
-            flow.log_likelihood_shift.fill_(-float(flow.log_likelihood(stage_features).max()))
+            fitted = flow.log_likelihood(stage_features).double()
+            flow.train_mean.fill_(float(fitted.mean()))
+            flow.train_std.fill_(max(float(fitted.std()), 1e-6))
     return head, history
 
 
@@ -301,5 +310,5 @@ PLUGIN = ModelPlugin(
     stage_count=None,
     fit=fit_cflow_head,
     build_head=lambda config: CflowHead(**config),
-    float_op_types=("MatMul", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Add", "Subtract", "TopK", "ReduceMean", "ReduceSum", "Power"),
+    float_op_types=("MatMul", "Exp", "Tanh", "Multiply", "Concat", "Gather", "Add", "Subtract", "Clamp", "Minimum", "TopK", "ReduceMean", "ReduceSum", "Power"),
 )
