@@ -23,7 +23,7 @@ from common import machine_description, write_results
 
 from adedge.data.datasets import ground_truth, open_dataset, require_test_images, require_train_images
 from adedge.metrics import auroc, f1_at, f1_max
-from adedge.train.calibration import SIGMAS, robust_sigma
+from adedge.train.calibration import SIGMAS, good_threshold
 from adedge.train.cflow import Z_CLIP
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import _split
@@ -47,7 +47,7 @@ def measure(run: Path) -> list[dict]:
     for normalisation in NORMALISATIONS:
         maps = stage_maps(tested, fit, size, normalisation)
         scores, held_scores = score(maps, "top 1% mean"), score(stage_maps(held, fit, size, normalisation), "top 1% mean")
-        threshold = np.median(held_scores) + SIGMAS * robust_sigma(held_scores)
+        threshold = good_threshold(held_scores)
         best, _ = f1_max(scores, labels)
         rows.append({"run": run.name, "category": info.dataset.category or Path(info.dataset.root).name, "normalisation": normalisation,
                      "image_auroc": auroc(labels, scores), "pixel_auroc": auroc(masks, maps.numpy()) if masks is not None else None,

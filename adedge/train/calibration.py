@@ -34,7 +34,8 @@ def _scale(good: np.ndarray, threshold: float) -> float:
     return max(2 * SIGMAS * robust_sigma(good), abs(threshold) * 1e-3, 1e-12)
 
 
-def _good_threshold(good: np.ndarray) -> float:
+def good_threshold(good: np.ndarray) -> float:
+    """The rule without labels: median + SIGMAS robust sigmas of good held-back values."""
     return float(np.median(good) + SIGMAS * robust_sigma(good))
 
 
@@ -42,7 +43,7 @@ def calibrate_on_good(scores: np.ndarray, map_maxima: np.ndarray) -> Calibration
     """Thresholds at median + SIGMAS robust sigmas of good held-back images' scores and per-image map maxima."""
     if len(scores) < 2:
         raise AdedgeError("calibration needs at least 2 held-back good images; use more training images")
-    score_threshold, map_threshold = _good_threshold(scores), _good_threshold(map_maxima)
+    score_threshold, map_threshold = good_threshold(scores), good_threshold(map_maxima)
     return Calibration(
         score_threshold,
         _scale(scores, score_threshold),
@@ -65,7 +66,7 @@ def calibrate_on_labelled(
     if masks is not None and masks.any():
         _, map_threshold = f1_max(maps.ravel(), masks.ravel())
     else:
-        map_threshold = _good_threshold(good_maxima)
+        map_threshold = good_threshold(good_maxima)
     return Calibration(
         score_threshold,
         _scale(scores[~labels], score_threshold),
