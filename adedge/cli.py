@@ -94,7 +94,7 @@ def train(
     image_size: int | None = typer.Option(None, help="Square size in pixels (a multiple of 32) the graph resizes every frame to (default: the model's)."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
-    val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images)."),
+    val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images and synthetic defects drawn on them)."),
     stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: the model's)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A model setting KEY=VALUE (repeatable), e.g. -p meta_epochs=8; an unknown key lists them all."),
 ) -> None:

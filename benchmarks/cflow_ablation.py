@@ -57,6 +57,15 @@ VARIANTS: dict[str, dict] = {
     "efficientnet_lite2": {"backbone": "efficientnet_lite2"},
     "lite1 + input 320": {"backbone": "efficientnet_lite1", "image_size": 320},
     "input 320 + 16 epochs": {"image_size": 320, "settings": {"meta_epochs": 8}},
+    # from the current defaults (lite1, 320 px): training length, fiber batch and a bigger backbone
+    "lite1 + 320 + 16 epochs": {"backbone": "efficientnet_lite1", "image_size": 320, "settings": {"meta_epochs": 8}},
+    "lite1 + 320 + batch 512": {"backbone": "efficientnet_lite1", "image_size": 320, "settings": {"fiber_batch": 512}},
+    "lite1 + 320 + 16 epochs + batch 512": {"backbone": "efficientnet_lite1", "image_size": 320,
+                                           "settings": {"meta_epochs": 8, "fiber_batch": 512}},
+    "lite1 + 320 + 16 epochs + condition 64": {"backbone": "efficientnet_lite1", "image_size": 320,
+                                               "settings": {"meta_epochs": 8, "condition": 64}},
+    "lite1 + 320 + lr 6e-4": {"backbone": "efficientnet_lite1", "image_size": 320, "settings": {"lr": 6e-4}},
+    "lite2 + 320": {"backbone": "efficientnet_lite2", "image_size": 320},
 }
 NORMALISATIONS = ("train max", "train z", "log", f"train z clip {Z_CLIP:g}")
 SHIPPED = (f"train z clip {Z_CLIP:g}", "top 1% mean")  # what adedge.train.cflow's graph computes

@@ -3,7 +3,7 @@ import pytest
 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate, f1_max, pro_score
-from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
+from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled, equal_error_threshold
 
 
 def _normalise(value, threshold, scale):
@@ -32,23 +32,33 @@ def test_pro_rewards_every_region_equally():
     assert 0.05 < pro_score(rng.random(masks.shape), masks) < 0.25  # chance level is 0.15
 
 
-def test_calibration_on_good_targets_a_two_percent_false_reject_rate_robustly():
-    good = np.random.default_rng(0).normal(10.0, 2.0, 4000)
-    c = calibrate_on_good(good, good * 10)
-    assert (good > c.score_threshold).mean() == pytest.approx(0.023, abs=0.006)  # median + 2 sigma of a normal
+def test_calibration_on_good_sits_where_good_and_synthetic_defects_err_equally():
+    rng = np.random.default_rng(0)
+    good, defects = rng.normal(10.0, 2.0, 4000), rng.normal(16.0, 2.0, 4000)
+    c = calibrate_on_good(good, good * 10, defects)
+    assert c.score_threshold == pytest.approx(13.0, abs=0.1)  # halfway between two equally wide normals
+    assert (good > c.score_threshold).mean() == pytest.approx((defects <= c.score_threshold).mean(), abs=0.002)
+    # the pixel threshold: median + 2 robust sigmas of the good maps' maxima (about 2 % of a normal above it)
     assert (good * 10 > c.map_threshold).mean() == pytest.approx(0.023, abs=0.006)
-    assert _normalise(np.median(good), c.score_threshold, c.score_scale) == pytest.approx(0.0)
-    # few values: the standard deviation, since a median absolute deviation of 3 can be nearly 0
-    few = np.array([1.0, 2.0, 2.0001])
-    assert calibrate_on_good(few, few).score_threshold == pytest.approx(2.0 + 2 * few.std())
-    # one wild held-back image barely moves the threshold (a mean + k sigma rule would leap)
-    scores = np.array([1.0, 2.0, 3.0, 2.0, 2.0, 2.5, 1.5, 2.2, 1.8, 2.1])
-    maxima = scores * 10
-    c = calibrate_on_good(scores, maxima)
-    assert calibrate_on_good(np.append(scores, 100.0), np.append(maxima, 1000.0)).score_threshold < c.score_threshold + 0.5
-    assert "held back" in c.method and c.images == 10
+    assert _normalise(np.median(good), c.score_threshold, c.score_scale) < 0.5  # a typical good part is OK
+    # subtler defects pull the threshold down, bolder ones push it up: it follows how far defects lie
+    assert calibrate_on_good(good, good, defects - 3).score_threshold < c.score_threshold
+    assert calibrate_on_good(good, good, defects + 10).score_threshold > c.score_threshold
+    # defects the model cannot see: the floor, median + 1 robust sigma (about 16 % of good parts above it)
+    blind = calibrate_on_good(good, good, good[::-1].copy())
+    assert (good > blind.score_threshold).mean() == pytest.approx(0.16, abs=0.01)
+    assert "held back" in c.method and "synthetic defects" in c.method and c.images == 4000
     with pytest.raises(AdedgeError, match="at least 2"):
-        calibrate_on_good(scores[:1], maxima[:1])
+        calibrate_on_good(good[:1], good[:1], defects)
+
+
+def test_equal_error_threshold_splits_separate_sets_in_the_middle_of_their_gap():
+    assert equal_error_threshold(np.array([1.0, 2.0, 3.0]), np.array([7.0, 8.0])) == 5.0
+    # overlapping: 1 of 4 good above, 1 of 4 defects at or below
+    threshold = equal_error_threshold(np.array([1.0, 2.0, 3.0, 6.0]), np.array([4.0, 5.0, 7.0, 8.0]))
+    assert threshold == 4.5
+    # defects that score no higher than good parts: the threshold still lies within the values seen
+    assert 1.0 <= equal_error_threshold(np.array([2.0, 3.0]), np.array([1.0, 1.0])) <= 3.0
 
 
 def test_calibration_on_labelled_data_is_f1_optimal():

@@ -12,6 +12,7 @@ import torch
 
 from adedge import __version__
 from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images, require_train_images
+from adedge.data.defects import defective_copies
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
 from adedge.formats import RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
@@ -60,11 +61,14 @@ def _same_size_runs(images: list[np.ndarray]) -> list[np.ndarray]:
 
 
 @torch.no_grad()
-def _run(fn: Callable, samples: list[Sample], batch_size: int, track: Track, what: str) -> list:
-    """FN on the decoded frames of SAMPLES, in batches; one output per batch of same-size frames."""
+def _run(
+    fn: Callable, samples: list[Sample], batch_size: int, track: Track, what: str, prepare: Callable[[list], list] = list
+) -> list:
+    """FN on the decoded frames of SAMPLES (each batch's turned into frames by PREPARE), in batches;
+    one output per batch of same-size frames."""
     outputs = []
     for batch in track(_batches(samples, batch_size), what):
-        outputs += [fn(torch.from_numpy(frames)) for frames in _same_size_runs([load_image(s.path) for s in batch])]
+        outputs += [fn(torch.from_numpy(frames)) for frames in _same_size_runs(prepare([load_image(s.path) for s in batch]))]
     return outputs
 
 
@@ -77,15 +81,31 @@ def _split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample]
     return sorted(shuffled[held:], key=lambda s: s.path), sorted(shuffled[:held], key=lambda s: s.path)
 
 
+def _raw(
+    detector: Detector, samples: list[Sample], batch_size: int, track: Track, what: str, prepare: Callable[[list], list] = list
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw anomaly maps [N, h, w] and scores [N] of SAMPLES (as PREPARE turns them into frames)."""
+    outputs = _run(detector.raw, samples, batch_size, track, what, prepare)
+    return torch.cat([m for m, _ in outputs])[:, 0].numpy(), torch.cat([s for _, s in outputs]).numpy()
+
+
+def good_and_defect_scores(
+    detector: Detector, held_back: list[Sample], seed: int, batch_size: int, track: Track = no_progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw scores and map maxima of the held-back good images, and raw scores of seeded synthetic
+    defects drawn on them: what the threshold is set from when there are no defect images."""
+    maps, scores = _raw(detector, held_back, batch_size, track, "calibrating")
+    rng = np.random.default_rng(seed)
+    _, defect_scores = _raw(detector, held_back, batch_size, track, "calibrating on synthetic defects",
+                            lambda images: defective_copies(images, rng))
+    return scores, maps.reshape(len(maps), -1).max(axis=1), defect_scores
+
+
 def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], track: Track) -> Calibration:
-    samples = held_back
-    if config.val_data is not None:
-        samples = require_test_images(open_dataset(config.val_data, config.category))
-    outputs = _run(detector.raw, samples, config.batch_size, track, "calibrating")
-    maps = torch.cat([m for m, _ in outputs])[:, 0].numpy()
-    scores = torch.cat([s for _, s in outputs]).numpy()
     if config.val_data is None:
-        return calibrate_on_good(scores, maps.reshape(len(maps), -1).max(axis=1))
+        return calibrate_on_good(*good_and_defect_scores(detector, held_back, config.seed, config.batch_size, track))
+    samples = require_test_images(open_dataset(config.val_data, config.category))
+    maps, scores = _raw(detector, samples, config.batch_size, track, "calibrating")
     labels = np.array([s.anomalous for s in samples])
     masks = None
     if all(s.mask_path for s in samples if s.anomalous):
