@@ -220,7 +220,8 @@ def main() -> None:
     timed: dict[str, float] = {}
     for name in names:
         variant = VARIANTS[name]
-        key = json.dumps(BASELINE | {k: v for k, v in variant.items() if k != "settings"})
+        # the graph's shape: backbone, input, stages and the flows' condition size (training settings do not change it)
+        key = json.dumps(BASELINE | {k: v for k, v in variant.items() if k != "settings"} | {"condition": CflowSettings(**variant.get("settings", {})).condition})
         timed[name] = timed.get(key) or latency(variant, LATENCY_FRAME)
         timed[key] = timed[name]
     shipped = f"{SHIPPED[0]} / {SHIPPED[1]}"

@@ -4,8 +4,9 @@ For each trained run in WORK (as benchmarks/accuracy.py --work leaves them, one 
 model), score its held-back good training images, the synthetic defects that calibration draws on
 them, and its category's test images with the trained detector (raw scores, before calibration),
 then for each rule: the F1 gap to F1-max, the share of good test parts rejected and of defects
-missed. The rules: equal errors between held-back good images and synthetic defects (what ships),
-and median + k robust sigmas of the held-back good images (what shipped before). The test images
+missed. The rules: equal errors between held-back good images and synthetic defects, at least
+median + 1 robust sigma (what ships), the same without that floor, and median + k robust sigmas of
+the held-back good images (k = 2 shipped before). The test images
 only measure the rules, they never set them.
 
     .venv/bin/python benchmarks/threshold_rules.py --work DIR [--data ../shared/data/mvtec]
@@ -23,7 +24,7 @@ from adedge.data.datasets import Sample, open_dataset, require_test_images
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.metrics import f1_at, f1_max
 from adedge.progress import no_progress
-from adedge.train.calibration import FLOOR_SIGMAS, calibrate_on_good, robust_sigma
+from adedge.train.calibration import FLOOR_SIGMAS, calibrate_on_good, equal_error_threshold, robust_sigma
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import _raw, good_and_defect_scores
 
@@ -41,7 +42,7 @@ def measure(run: Path, data: Path) -> list[dict]:
     _, scores = _raw(detector, test, 16, no_progress, "scoring")
     labels = np.array([s.anomalous for s in test])
     best, _ = f1_max(scores, labels)
-    rules = {SHIPPED: calibrate_on_good(held, maxima, defects).score_threshold}
+    rules = {SHIPPED: calibrate_on_good(held, maxima, defects).score_threshold, "equal errors alone (no floor)": equal_error_threshold(held, defects)}
     rules |= {f"median + {k:g} robust sigma": float(np.median(held) + k * robust_sigma(held)) for k in KS}
     return [{"category": info.dataset.category, "model": info.model, "rule": rule, "f1_max": best, "f1": f1_at(scores, labels, threshold),
              "good_rejected": float((scores[~labels] > threshold).mean()), "defects_missed": float((scores[labels] <= threshold).mean()),
