@@ -24,7 +24,7 @@ from adedge.data.datasets import Sample, open_dataset, require_test_images
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.metrics import f1_at, f1_max
 from adedge.progress import no_progress
-from adedge.train.calibration import FLOOR_SIGMAS, calibrate_on_good, equal_error_threshold, robust_sigma
+from adedge.train.calibration import FLOOR_SIGMAS, calibrate_on_good, equal_error_threshold, good_threshold
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import _raw, good_and_defect_scores
 
@@ -43,7 +43,7 @@ def measure(run: Path, data: Path) -> list[dict]:
     labels = np.array([s.anomalous for s in test])
     best, _ = f1_max(scores, labels)
     rules = {SHIPPED: calibrate_on_good(held, maxima, defects).score_threshold, "equal errors alone (no floor)": equal_error_threshold(held, defects)}
-    rules |= {f"median + {k:g} robust sigma": float(np.median(held) + k * robust_sigma(held)) for k in KS}
+    rules |= {f"median + {k:g} robust sigma": good_threshold(held, k) for k in KS}
     return [{"category": info.dataset.category, "model": info.model, "rule": rule, "f1_max": best, "f1": f1_at(scores, labels, threshold),
              "good_rejected": float((scores[~labels] > threshold).mean()), "defects_missed": float((scores[labels] <= threshold).mean()),
              "held_back": len(held), "synthetic_defects": len(defects)} for rule, threshold in rules.items()]
