@@ -39,8 +39,9 @@ from adedge.train.trainer import TrainConfig, _run, _split
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT = TrainConfig(Path("."), Path("."), model="cflow")
-# what each variant changes: the first release's defaults (the flows' settings are CflowSettings')
+# what each variant changes: the first release's defaults, its flows' settings spelled out so new defaults keep old names true
 BASELINE = {"backbone": "efficientnet_lite0", "image_size": 256, "strides": (8, 16, 32)}
+BASELINE_SETTINGS = {"meta_epochs": 4, "sub_epochs": 2, "fiber_batch": 256, "lr": 2e-4, "condition": 128}
 VARIANTS: dict[str, dict] = {
     "baseline": {},
     "16 epochs (8x2)": {"settings": {"meta_epochs": 8}},
@@ -129,11 +130,15 @@ def _encoder(variant: dict) -> Encoder:
     return Encoder(backbone, (size, size), DEFAULT.resize).eval()
 
 
+def settings_of(variant: dict) -> CflowSettings:
+    return CflowSettings(**(BASELINE_SETTINGS | variant.get("settings", {})))
+
+
 def latency(variant: dict, frame_side: int, iterations: int = 100) -> float:
     """p50 ms of the VARIANT's exported f32 graph at batch 1 on a frame of FRAME_SIDE pixels square.
     The flows' weights do not change the time: an untrained head of the right shape is timed."""
     encoder = _encoder(variant)
-    settings = CflowSettings(**variant.get("settings", {}))
+    settings = settings_of(variant)
     with torch.no_grad():
         shapes = encoder(torch.zeros(1, frame_side, frame_side, 3, dtype=torch.uint8))
     specs = [{"name": name, "channels": f.shape[1], "height": f.shape[2], "width": f.shape[3]} for name, f in shapes.items()]
@@ -162,7 +167,7 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
         if f"{SHIPPED[0]} / {SHIPPED[1]}" in kept["scores"]:  # measured before with the scoring that ships now
             return kept
     torch.manual_seed(DEFAULT.seed)
-    settings = CflowSettings(**variant.get("settings", {}))
+    settings = settings_of(variant)
     fit_samples, held_back = _split(require_train_images(open_dataset(category)), DEFAULT.seed)
     test = require_test_images(open_dataset(category))
     encoder = _encoder(variant)
@@ -221,7 +226,7 @@ def main() -> None:
     for name in names:
         variant = VARIANTS[name]
         # the graph's shape: backbone, input, stages and the flows' condition size (training settings do not change it)
-        key = json.dumps(BASELINE | {k: v for k, v in variant.items() if k != "settings"} | {"condition": CflowSettings(**variant.get("settings", {})).condition})
+        key = json.dumps(BASELINE | {k: v for k, v in variant.items() if k != "settings"} | {"condition": settings_of(variant).condition})
         timed[name] = timed.get(key) or latency(variant, LATENCY_FRAME)
         timed[key] = timed[name]
     shipped = f"{SHIPPED[0]} / {SHIPPED[1]}"

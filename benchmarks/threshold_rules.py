@@ -9,9 +9,9 @@ median + 1 robust sigma (what ships), the same without that floor, and median + 
 the held-back good images (k = 2 shipped before). The test images
 only measure the rules, they never set them.
 
-    .venv/bin/python benchmarks/threshold_rules.py --work DIR [--data ../shared/data/mvtec]
+    .venv/bin/python benchmarks/threshold_rules.py --work DIR [--data ../shared/data/mvtec] [--name threshold_rules]
 
-Writes benchmarks/results/threshold_rules.md and .json.
+Writes benchmarks/results/NAME.md and .json (default threshold_rules).
 """
 
 import argparse
@@ -53,6 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="The --work folder of benchmarks/accuracy.py.")
     parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mvtec")
+    parser.add_argument("--name", default="threshold_rules", help="Results file name (without suffix).")
     args = parser.parse_args()
     runs = sorted(p.parent for p in args.work.glob("*/run.json"))
     if not runs:
@@ -74,7 +75,7 @@ def main() -> None:
         mark = " (ships)" if r["rule"] == SHIPPED else ""
         lines.append(f"| {r['category']} | {r['model']} | {r['rule']}{mark} | {r['f1_max']:.3f} | {r['f1']:.3f} | {r['f1_max'] - r['f1']:.3f} | "
                      f"{r['good_rejected']:.2f} | {r['defects_missed']:.2f} |")
-    write_results("threshold_rules", {"machine": machine, "rows": rows}, lines)
+    write_results(args.name, {"machine": machine, "rows": rows}, lines)
 
 
 if __name__ == "__main__":
