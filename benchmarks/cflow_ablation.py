@@ -67,6 +67,10 @@ VARIANTS: dict[str, dict] = {
                                                "settings": {"meta_epochs": 8, "condition": 64}},
     "lite1 + 320 + lr 6e-4": {"backbone": "efficientnet_lite1", "image_size": 320, "settings": {"lr": 6e-4}},
     "lite2 + 320": {"backbone": "efficientnet_lite2", "image_size": 320},
+    # from the defaults with lr 6e-4
+    "lite1 + 320 + lr 6e-4 + stages 8+16": {"backbone": "efficientnet_lite1", "image_size": 320, "strides": (8, 16),
+                                            "settings": {"lr": 6e-4}},
+    "lite2 + 320 + lr 6e-4": {"backbone": "efficientnet_lite2", "image_size": 320, "settings": {"lr": 6e-4}},
 }
 NORMALISATIONS = ("train max", "train z", "log", f"train z clip {Z_CLIP:g}")
 SHIPPED = (f"train z clip {Z_CLIP:g}", "top 1% mean")  # what adedge.train.cflow's graph computes

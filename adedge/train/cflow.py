@@ -41,7 +41,7 @@ class CflowSettings:
     warm-up over warmup_meta_epochs and cosine decay; blocks coupling blocks per flow, affine
     clamping clamp, a condition-dimensional positional encoding. lr is 3x the paper's 2e-4: with
     8 epochs instead of 200 it lifts pill image AUROC as much as twice the epochs do, at no extra
-    time (benchmarks/results/cflow_ablation_lite1.md)."""
+    time (benchmarks/results/cflow_ablation_lr.md)."""
 
     meta_epochs: int = 4
     sub_epochs: int = 2
