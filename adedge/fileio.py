@@ -1,9 +1,13 @@
 """Writing run folders, bundles and JSON files atomically: a failure leaves nothing half-written."""
 
+import ctypes
+import errno
+import glob
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,31 +16,85 @@ from pathlib import Path
 from adedge.errors import AdedgeError
 
 
+def check_output_folder(target: Path | str, marker: str) -> Path:
+    """Refuse TARGET as an output folder unless it is absent, empty or holds MARKER (a file adedge
+    writes), so a mistyped --out never deletes someone's folder; called before any long work."""
+    target = Path(target)
+    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / marker).is_file())):
+        raise AdedgeError(f"{target} exists and is not an adedge output folder; choose another --out")
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise AdedgeError(f"cannot write {target}: {parent} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise AdedgeError(f"cannot write {target}: no permission to write in {parent}")
+            break
+    return target
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Delete what killed writes of TARGET left beside it: scratch folders of processes that are gone."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        pid = leftover.name[len(target.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); False where the platform or
+    file system cannot."""
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(second))
+
+
 @contextmanager
 def atomic_directory(target: Path | str, marker: str) -> Iterator[Path]:
     """Yield a scratch folder that replaces TARGET only once the block succeeds.
 
-    An existing TARGET is replaced only if it is empty or holds MARKER (a file adedge writes), so a
-    mistyped --out never deletes someone's folder; until the swap, the old TARGET stays intact.
+    At every instant TARGET holds the complete old folder or the complete new one: the two are
+    exchanged in one rename where the system can (Linux), else the old one is renamed aside for
+    the instant of the swap. Scratch folders of killed writes are removed by the next write.
     """
-    target = Path(target)
-    if target.exists() and not (target.is_dir() and (not any(target.iterdir()) or (target / marker).is_file())):
-        raise AdedgeError(f"{target} exists and is not an adedge output folder; choose another --out")
+    target = check_output_folder(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    _remove_leftovers(target)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(scratch, 0o777 & ~umask)  # mkdtemp makes it private; the result should be an ordinary folder
     try:
         yield scratch
-    except BaseException:
+        if not target.exists():
+            os.rename(scratch, target)
+        elif not _exchange(scratch, target):
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
+            os.replace(target, old)
+            os.rename(scratch, target)
+            scratch = old
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    previous = target.with_name(f".{target.name}.previous-{os.getpid()}")
-    if target.exists():
-        os.rename(target, previous)
-    os.rename(scratch, target)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def _finite_or_none(value: object) -> object:
@@ -55,16 +113,20 @@ def json_text(values: object, indent: int | None = None) -> str:
     return json.dumps(_finite_or_none(values), indent=indent, allow_nan=False)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write TEXT to PATH through a scratch file renamed over it: a reader never sees half a file,
-    and a failed write leaves the old file (and no scratch file) behind."""
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write DATA to PATH through a scratch file renamed over it: a reader never sees half a file,
+    and a failed write (a full disk) leaves the old file, or none, and no scratch file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.tmp")
     try:
-        scratch.write_text(text, encoding="utf-8")
+        scratch.write_bytes(data)
         os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json(path: Path, values: object) -> None:

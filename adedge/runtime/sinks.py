@@ -1,14 +1,22 @@
 """Where a stream's results go: a JSON line per frame, overlays of the frames asked for, a summary.
 
 Every line is flushed as it is written, so a stream stopped at any moment leaves whole lines.
+Nothing is overwritten: overlay names carry the run's id (its start time and a random part), so a
+restart into the same folder adds pictures beside the earlier ones, and each JSON line names its
+own frame's picture. An overlay that cannot be written (a full disk) is noted on its frame's line
+and the stream goes on.
 """
 
+import io
+import secrets
+import time
 from pathlib import Path
 from typing import TextIO
 
-from adedge.data.images import save_image
+from PIL import Image
+
 from adedge.errors import AdedgeError
-from adedge.fileio import json_text, write_json
+from adedge.fileio import json_text, write_bytes_atomic, write_json
 from adedge.runtime.overlay import overlay
 from adedge.runtime.stream import Inspection, Summary
 
@@ -24,6 +32,7 @@ class StreamWriter:
         if overlays not in OVERLAYS:
             raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
         self.out, self.overlays, self.echo = out, overlays if out is not None else "none", echo
+        self.run = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
         self.lines = None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -32,15 +41,22 @@ class StreamWriter:
     def _overlay_path(self, inspection: Inspection) -> Path:
         source = Path(inspection.source)
         stem = f"_{source.stem}" if source.is_file() and source.suffix else ""
-        return self.out / f"{inspection.frame:06d}{stem}_{inspection.result.label}.png"
+        return self.out / f"{self.run}_{inspection.frame:06d}{stem}_{inspection.result.label}.png"
 
     def write(self, inspection: Inspection) -> dict:
-        record = inspection.record()
+        """Write INSPECTION's line (and overlay); returns the record, with `overlay_error` if its
+        overlay could not be written."""
+        record = {"run": self.run, **inspection.record()}
         result = inspection.result
         if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
             path = self._overlay_path(inspection)
-            save_image(path, overlay(inspection.image, result))
-            record["overlay"] = str(path)
+            png = io.BytesIO()
+            Image.fromarray(overlay(inspection.image, result)).save(png, format="PNG")
+            try:
+                write_bytes_atomic(path, png.getvalue())
+                record["overlay"] = str(path)
+            except OSError as exc:
+                record["overlay_error"] = f"cannot write {path.name}: {exc.strerror or exc}"
         line = json_text(record)
         for stream in (self.lines, self.echo):
             if stream is not None:
