@@ -6,6 +6,8 @@ Training and export import torch lazily, so predict/eval/bench run on a torch-fr
 import contextlib
 import functools
 import math
+import os
+import re
 import signal
 import sys
 import threading
@@ -19,7 +21,7 @@ from rich.progress import track
 from rich.table import Table
 
 from adedge.errors import AdedgeError
-from adedge.fileio import write_json
+from adedge.fileio import check_output_folder, write_json
 from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
@@ -34,6 +36,12 @@ def _progress(items, description: str):
     return track(items, description=description, console=err_console, transient=True)
 
 
+def _error_line(message: str) -> None:
+    """MESSAGE as one line on stderr: no terminal colour codes or line breaks a library put in it."""
+    message = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message).split())
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def user_errors(command: Callable) -> Callable:
     """Turn the mistakes a user can make into one red line on stderr and exit code 2."""
 
@@ -42,7 +50,7 @@ def user_errors(command: Callable) -> Callable:
         try:
             return command(*args, **kwargs)
         except (AdedgeError, OSError) as exc:  # OSError: permission denied, disk full, read-only folder
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            _error_line(str(exc))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -178,6 +186,8 @@ def predict(
     source: list[str] = typer.Argument(..., help="Image files, folders or globs; or one video file, camera index (0) or stream URL."),
     out: Path | None = typer.Option(None, help="Folder for predictions.jsonl, summary.json and overlay PNGs."),
     watch: bool = typer.Option(False, help="Keep inspecting new images as they arrive in the SOURCE folder."),
+    settle: float = typer.Option(1.0, "--settle", metavar="SECONDS", help="--watch: how long a file must stay unchanged (and be whole) before it is inspected."),
+    reconnect_timeout: float = typer.Option(60.0, metavar="SECONDS", help="Camera or stream: seconds without a frame, reconnecting meanwhile, before giving up."),
     mode: str = typer.Option("latency", help="latency: one frame at a time; throughput: several requests in flight."),
     overlays: str = typer.Option("ng", help="Overlay PNGs for: ng (anomalous frames), all, none."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
@@ -189,8 +199,11 @@ def predict(
     from adedge.runtime import Summary, inspect_stream, open_source
     from adedge.runtime.sinks import StreamWriter
 
+    frames = open_source(  # first: a wrong source or option is named before the model compiles
+        source, watch, settle, reconnect_timeout,
+        log=lambda line: err_console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True),
+    )
     model = _load(bundle, backend, key, mode, threshold, warn)
-    frames = open_source(source, watch)
     writer = StreamWriter(out, overlays, sys.stdout)
     summary, stop = Summary(), threading.Event()
     try:
@@ -201,7 +214,9 @@ def predict(
                         f"[yellow]skipped[/] frame {inspection.frame} ({escape(inspection.source)}): {escape(inspection.error)}",
                         highlight=False, soft_wrap=True,
                     )
-                writer.write(inspection)
+                record = writer.write(inspection)
+                if "overlay_error" in record:
+                    err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {escape(record['overlay_error'])}", highlight=False, soft_wrap=True)
                 summary.add(inspection)
     finally:
         writer.close(summary.finish())
@@ -248,7 +263,7 @@ def eval_command(
 def bench_command(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
-    batch: int = typer.Option(1, min=1, help="Images per inference call."),
+    batch: int = typer.Option(1, min=1, max=256, help="Images per inference call."),
     iterations: int = typer.Option(200, min=1, help="Timed calls after the warm-up."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
@@ -264,6 +279,7 @@ def bench_command(
 
 
 DEMO_SIZE = 256  # the synthetic plates' own size: the demo stays a couple of minutes on any model's default
+DEMO_MARKER = ".adedge-demo"  # marks a demo's output folder, which a later demo may write over
 
 
 @app.command()
@@ -287,6 +303,11 @@ def demo(
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
+    if not 0 <= seed < 2**32:
+        raise AdedgeError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
+    check_output_folder(out, DEMO_MARKER)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).touch()
     with err_console.status("generating synthetic plates"):
         data = generate_synthetic(out / "data", seed=seed)
     out_console.print(f"synthetic MVTec-layout dataset: {data}")
@@ -320,5 +341,30 @@ def demo(
     out_console.print(f"overlays of every fifth test image: {out / 'predictions'}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """The console entry point. Every failure ends in one line on stderr: exit 2 for a mistake a user
+    or the environment can cause (a bad option included), 1 for a bug in adedge (ADEDGE_DEBUG=1
+    shows its traceback)."""
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        return app(args=argv, prog_name="adedge", standalone_mode=False) or 0
+    except NoArgsIsHelpError:
+        return app(args=[*(argv if argv is not None else sys.argv[1:]), "--help"], prog_name="adedge", standalone_mode=False) or 0
+    except (UsageError, ClickException) as exc:
+        where = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) is not None else ""
+        _error_line(exc.format_message() + where)
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug still ends in one line
+        if os.environ.get("ADEDGE_DEBUG") == "1":
+            raise
+        _error_line(f"internal error, a bug in adedge: {type(exc).__name__}: {str(exc)[:300]} "
+                    "(run again with ADEDGE_DEBUG=1 for the traceback, and report it)")
+        return 1
+
+
 if __name__ == "__main__":
-    app()
+    sys.exit(main())

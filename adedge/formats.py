@@ -6,6 +6,7 @@ one AdedgeError naming the file and the field, never a KeyError or TypeError dee
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -80,7 +81,34 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
             f"{path} has format {data.get('format_version')!r} (adedge {data.get('adedge_version', '?')}); "
             f"this adedge {__version__} reads format {version}: re-create it"
         )
-    return from_dict(cls, data, path.name)
+    record = from_dict(cls, data, path.name)
+    _check_values(record, path.name)
+    return record
+
+
+def _check_values(record: object, where: str) -> None:
+    """Ranges the types alone do not catch: sizes, scales, thresholds and seeds a trained model can have."""
+    problems = []
+    calibration = getattr(record, "calibration", None)
+    if calibration is not None:
+        for name in ("score_threshold", "map_threshold"):
+            if not math.isfinite(getattr(calibration, name)):
+                problems.append(f"calibration.{name} must be a finite number")
+        for name in ("score_scale", "map_scale"):
+            if not getattr(calibration, name) > 0 or not math.isfinite(getattr(calibration, name)):
+                problems.append(f"calibration.{name} must be a positive number")
+    size = getattr(record, "image_size", None) or getattr(record, "anomaly_map_size", None)
+    if size is not None and (len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= 4096 for v in size)):
+        problems.append(f"{'image_size' if hasattr(record, 'image_size') else 'anomaly_map_size'} must be [height, width] from 32 to 4096, got {size}")
+    if isinstance(record, RunInfo) and not 0 <= record.seed < 2**32:
+        problems.append(f"seed must be from 0 to {2**32 - 1}")
+    if isinstance(record, BundleMetadata):
+        if not (math.isfinite(record.threshold) and 0 <= record.threshold < 1):
+            problems.append(f"threshold must be from 0 up to (not including) 1, got {record.threshold}")
+        if not (32 <= record.input.height <= 4096 and 32 <= record.input.width <= 4096):
+            problems.append(f"input height and width must be from 32 to 4096, got {record.input.height}x{record.input.width}")
+    if problems:
+        raise AdedgeError(f"{where}: {problems[0]}")
 
 
 def to_dict(record: object) -> dict:

@@ -126,7 +126,7 @@ def test_demo_runs_end_to_end(tmp_path):
 
 def test_error_lines_keep_brackets(tmp_path, monkeypatch):
     """Messages are printed verbatim, not read as console markup ('[train]' is not a style)."""
-    _one_line_error(invoke("predict", tmp_path / "line[7]", tmp_path, "--out", tmp_path / "p"), "line[7]")
+    _one_line_error(invoke("predict", tmp_path, tmp_path / "line[7].png", "--out", tmp_path / "p"), "line[7]")
     import builtins
 
     real_import = builtins.__import__

@@ -78,6 +78,21 @@ def test_corrupt_truncated_and_non_image_files_name_the_file(tmp_path, synthetic
         load_image(tmp_path / "missing.png")
 
 
+def test_oversized_and_unreadable_images_are_refused_before_decoding(tmp_path, monkeypatch):
+    big = tmp_path / "big.png"
+    Image.new("1", (11000, 11000)).save(big)  # 121 megapixels, a few kB on disk
+    with pytest.raises(AdedgeError, match="image too large: .*big.png is 11000x11000 pixels"):
+        load_image(big)
+    small = _png(tmp_path / "small.png", np.zeros((4, 4, 3), np.uint8))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(small))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(AdedgeError, match="cannot read .*small.png: permission denied"):
+        load_image(small)
+
+
 def test_grayscale_rgba_and_16_bit_become_uint8_rgb(tmp_path):
     gray = np.arange(0, 240, dtype=np.uint8).reshape(12, 20)
     assert (load_image(_png(tmp_path / "g.png", gray)) == gray[..., None]).all()

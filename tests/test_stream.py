@@ -175,3 +175,36 @@ def test_sigterm_ends_a_watch_cleanly(openvino_bundle, test_images, tmp_path):
     assert [json.loads(line)["frame"] for line in lines] == [0, 1, 2] and stdout == ""
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 3 and len(list(out.glob("*.png"))) == 3
     assert json.loads((out / "summary.json").read_text())["frames"] == 3
+
+
+def test_restarts_never_overwrite_overlays_and_a_failed_overlay_does_not_stop_the_stream(openvino_bundle, test_images, tmp_path, monkeypatch):
+    from adedge.runtime import sinks
+    from adedge.runtime.sinks import StreamWriter
+
+    model, out = Model.load(openvino_bundle), tmp_path / "out"
+    frames = [Frame("0", i, lambda path=path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)) for i, path in enumerate(test_images[:2])]
+
+    class Camera:  # a source without file names: overlays were once named by frame number alone
+        def frames(self, stop):
+            return iter(frames)
+
+    def run() -> list[dict]:
+        writer = StreamWriter(out, "all")
+        records = [writer.write(inspection) for inspection in model.stream(Camera())]
+        writer.close()
+        return records
+
+    first, second = run(), run()
+    assert first[0]["run"] != second[0]["run"]
+    pictures = [record["overlay"] for record in first + second]
+    assert len(set(pictures)) == 4 and all(Path(p).is_file() for p in pictures) and len(list(out.glob("*.png"))) == 4
+    lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [line["overlay"] for line in lines] == pictures
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sinks, "write_bytes_atomic", full_disk)
+    third = run()
+    assert [("overlay" in r, "No space left" in r.get("overlay_error", "")) for r in third] == [(False, True)] * 2
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 6 and len(list(out.glob("*.png"))) == 4

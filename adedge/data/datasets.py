@@ -120,6 +120,19 @@ def require_test_images(dataset: Dataset) -> list[Sample]:
     return dataset.test
 
 
+def has_masks(samples: list[Sample]) -> bool:
+    """True if every anomalous sample has a mask, False if none has; a set with some missing is
+    refused, so pixel metrics are never silently dropped (or computed on part of the set)."""
+    anomalous = [s for s in samples if s.anomalous]
+    missing = [s for s in anomalous if s.mask_path is None]
+    if missing and len(missing) < len(anomalous):
+        raise AdedgeError(
+            f"{len(missing)} of {len(anomalous)} defect images have no mask, e.g. {missing[0].path}: "
+            "add the missing masks (or remove all masks to evaluate whole images only)"
+        )
+    return not missing
+
+
 def ground_truth(sample: Sample, size: tuple[int, int]) -> np.ndarray:
     """The sample's defect mask at SIZE (H, W): all False for a good image."""
     if not sample.anomalous or sample.mask_path is None:

@@ -5,7 +5,9 @@ graph (adedge.train.detector.Preprocess), so a part looks exactly the same to th
 trained on and when any client inspects it. Maps and masks are resized here, to the frame's size.
 """
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -21,16 +23,27 @@ def is_image_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.is_file():
-        raise AdedgeError(f"image not found: {path}")
+# The largest frame decoded: 120 megapixels (360 MB as RGB) holds the biggest area-scan cameras; a
+# larger image, or a decompression bomb claiming to be one, is refused from its header, before decoding.
+MAX_FRAME_PIXELS = 120_000_000
+Image.MAX_IMAGE_PIXELS = None  # Pillow's own check would only warn up to twice its limit; ours refuses
+
+
+def _open(file: Path | BinaryIO, name: Path | str) -> Image.Image:
     try:
-        image = Image.open(path)
+        image = Image.open(file)
+        if image.width * image.height > MAX_FRAME_PIXELS:
+            raise AdedgeError(
+                f"image too large: {name} is {image.width}x{image.height} pixels; adedge decodes frames of up to "
+                f"{MAX_FRAME_PIXELS // 1_000_000} megapixels (the model resizes every frame to a few hundred pixels anyway)"
+            )
         image.load()
     except UnidentifiedImageError:
-        raise AdedgeError(f"not an image file: {path}") from None
+        raise AdedgeError(f"not an image file: {name}") from None
+    except PermissionError:
+        raise AdedgeError(f"cannot read {name}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise AdedgeError(f"corrupt or truncated image: {path} ({exc})") from None
+        raise AdedgeError(f"corrupt or truncated image: {name} ({exc})") from None
     return image
 
 
@@ -51,7 +64,15 @@ def decode_rgb(image: Image.Image) -> np.ndarray:
 def load_image(path: Path | str) -> np.ndarray:
     """Decode an image file to uint8 RGB [H, W, 3]; raise AdedgeError naming the file if it can't."""
     path = Path(path)
-    return decode_rgb(_open(path))
+    if not path.is_file():
+        raise AdedgeError(f"image not found: {path}")
+    return decode_rgb(_open(path, path))
+
+
+def decode_image(data: bytes, name: Path | str) -> np.ndarray:
+    """Decode an image already read into memory (NAME only labels errors), so a caller that
+    checked these bytes inspects exactly them; the same conversion as `load_image`."""
+    return decode_rgb(_open(io.BytesIO(data), name))
 
 
 def load_mask(path: Path | str, size: tuple[int, int]) -> np.ndarray:

@@ -10,8 +10,8 @@ from adedge import __version__
 from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
-from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, quantize_int8
-from adedge.fileio import atomic_directory
+from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
+from adedge.fileio import atomic_directory, check_output_folder
 from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, to_dict
 from adedge.runtime.bundle import (
     FORMATS,
@@ -87,12 +87,14 @@ def export_bundle(
         raise AdedgeError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise AdedgeError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
-    if max_drop < 0:
+    if not max_drop >= 0:  # NaN too
         raise AdedgeError(f"--max-drop must be at least 0, got {max_drop}")
     if fmt == "onnx" and precision != "fp32":
         raise AdedgeError(f"--precision {precision} needs --format openvino; ONNX bundles are fp32")
     key = read_key(sign_key) if sign_key is not None else None
+    check_output_folder(out, METADATA_FILE)
     detector, info = load_run(run_dir)
+    images = int8_images(info) if precision == "int8" else None
     metadata = bundle_metadata(info, fmt, precision)
     with atomic_directory(out, METADATA_FILE) as scratch:
         if fmt == "onnx":
@@ -102,7 +104,7 @@ def export_bundle(
             with tempfile.TemporaryDirectory() as work:
                 model = convert_onnx(export_onnx(detector, Path(work) / FORMATS["onnx"]))
                 if precision == "int8":
-                    model, report = quantize_int8(model, info, max_drop, int8_modes)
+                    model, report = quantize_int8(model, info, images, max_drop, int8_modes)
                     metadata = dataclasses.replace(metadata, quantization=report)
                 xml = save_openvino(model, scratch / FORMATS["openvino"], precision, model_api_info(metadata), embedded_record(metadata))
             files = [xml, xml.with_suffix(".bin")]

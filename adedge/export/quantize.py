@@ -37,14 +37,19 @@ STEM_CONVOLUTIONS = 2  # the first convolutions in graph order: the stem and the
 BATCH = 8
 
 
-def _images(info: RunInfo) -> tuple[list[Path], list[Path]]:
-    """The run's fit images (for calibration) and held-back images (for validation)."""
+def int8_images(info: RunInfo) -> tuple[list[Path], list[Path]]:
+    """The run's fit images (for calibration) and held-back images (for validation), checked before
+    any export work starts: INT8 export cannot go on without them."""
     root = Path(info.dataset.root)
     if not root.is_dir():
         raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on, at {root}, which is gone")
-    dataset = open_dataset(root)
     held_back = {root / name for name in info.dataset.held_back}
-    fit = [s.path for s in dataset.train if s.path not in held_back]
+    missing = sorted(p for p in held_back if not p.is_file())
+    if missing:
+        raise AdedgeError(f"INT8 validation needs the run's {len(held_back)} held-back images; {len(missing)} are gone, e.g. {missing[0]}")
+    fit = [s.path for s in open_dataset(root).train if s.path not in held_back] if any(root.iterdir()) else []
+    if not fit:
+        raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on; none are left at {root}")
     validation = sorted(held_back) or fit[:: max(1, len(fit) // 20)]  # a --val-data run held none back
     return fit, validation
 
@@ -74,14 +79,14 @@ INT8_MODES = ("all layers", "convolutions after the stem")  # tried in this orde
 
 
 def quantize_int8(
-    model: ov.Model, info: RunInfo, max_drop: float, modes: tuple[str, ...] = INT8_MODES
+    model: ov.Model, info: RunInfo, images: tuple[list[Path], list[Path]], max_drop: float, modes: tuple[str, ...] = INT8_MODES
 ) -> tuple[ov.Model, QuantizationReport]:
-    """Quantise MODEL (the float graph of run INFO) in the first of MODES that loses at most MAX_DROP;
-    returns the INT8 model and what was measured."""
+    """Quantise MODEL (the float graph of run INFO) in the first of MODES that loses at most MAX_DROP
+    on IMAGES (from int8_images); returns the INT8 model and what was measured."""
     import nncf
 
     size = tuple(info.image_size)
-    fit, validation = _images(info)
+    fit, validation = images
     calibration = [load_image(p)[None] for p in fit[:CALIBRATION_IMAGES]]  # frames as they come
     dataset = nncf.Dataset(calibration)
     images, labels, masks = _validation_set(validation, size, info.seed)

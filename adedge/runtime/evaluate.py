@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images
+from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, require_test_images
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate
 from adedge.progress import Track, no_progress
@@ -59,6 +59,7 @@ def run_evaluation(
     with the masks at the model's size (the anomaly map's). Refuses non-finite scores: no metric of
     a broken model is worth reporting."""
     samples = require_test_images(open_dataset(data, category))
+    masked = has_masks(samples)
     size = model.input_size
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     maps, scores, masks = [], [], []
@@ -75,9 +76,8 @@ def run_evaluation(
             f"{', ...' if len(broken) > 3 else ''}): it is broken; retrain or re-export it"
         )
     labels = np.array([s.anomalous for s in samples])
-    has_masks = all(s.mask_path for s in samples if s.anomalous)
-    map_array, mask_array = np.stack(maps), np.stack(masks) if has_masks else None
-    metrics = evaluate(scores_array, labels, map_array if has_masks else None, mask_array, model.verdicts.threshold)
+    map_array, mask_array = np.stack(maps), np.stack(masks) if masked else None
+    metrics = evaluate(scores_array, labels, map_array if masked else None, mask_array, model.verdicts.threshold)
     metrics |= verdict_counts(scores_array, labels, model.verdicts) | {"images": len(samples), "anomalous": int(labels.sum())}
     return Evaluation(samples, scores_array, labels, map_array, mask_array, model.verdicts, metrics)
 

@@ -1,12 +1,15 @@
 """Where frames come from: image files, a watched folder, a video file, a camera or a stream URL.
 
 A source yields `Frame`s in order; each carries a `read()` that returns the uint8 RGB image, so that
-decoding can run ahead on worker threads (image files) or has already happened (OpenCV captures).
+decoding can run ahead on worker threads (image files) or has already happened (a watched folder,
+whose bytes are checked whole before they are decoded, and OpenCV captures).
 """
 
+import contextlib
 import glob
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +18,21 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from adedge.data.images import is_image_file, load_image
+from adedge.data.images import decode_image, is_image_file, load_image
 from adedge.errors import AdedgeError
 
 POLL_SECONDS = 0.2  # how often a watched folder is listed
+SETTLE_SECONDS = 1.0  # how long a watched file must stay unchanged before it is taken
+GIVE_UP_SETTLES = 10  # settle times a watched file may stay unchanged and unreadable before it is reported failed
+RECONNECT_TIMEOUT = 60.0  # seconds without a frame from a camera or stream before giving up
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between attempts to re-open a camera or stream: doubling, capped
+
+PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # a PNG's last chunk: its type and CRC
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+
+
+def _silent(line: str) -> None:
+    """The default log of outages and recoveries: nothing."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,20 @@ class Source(Protocol):
         ...
 
 
+def _decoded(image: np.ndarray) -> Callable[[], np.ndarray]:
+    """The read() of a frame decoded already."""
+    return lambda: image
+
+
+def _failed(error: AdedgeError) -> Callable[[], np.ndarray]:
+    """The read() of a frame that has no image: it raises ERROR, so the frame is reported failed."""
+
+    def read() -> np.ndarray:
+        raise error
+
+    return read
+
+
 class ImageFiles:
     """A fixed (possibly lazy, endless) sequence of image files, decoded when read."""
 
@@ -49,66 +77,212 @@ class ImageFiles:
             yield Frame(str(path), index, lambda path=path: load_image(path))
 
 
-class WatchedFolder:
-    """A folder's images, then every image that arrives in it, until stopped.
+def _incomplete(data: bytes) -> str | None:
+    """Why DATA is not a whole PNG or JPEG file yet, or None (other formats: decoding judges them)."""
+    if not data:
+        return "empty file"
+    end = data.rstrip(b"\0")  # a writer may pad the file with zeros
+    if data.startswith(PNG_SIGNATURE) and not end.endswith(PNG_END):
+        return "PNG without its IEND chunk"
+    if data.startswith(JPEG_START) and not end.endswith(JPEG_END):
+        return "JPEG without its end marker"
+    return None
 
-    A new file is taken once its size and modification time held still for one poll, so a file
-    still being written is not read half-done. Names are remembered only while the file exists.
+
+@dataclass
+class _Pending:
+    """A watched file not inspected in its current state yet."""
+
+    state: tuple[int, int]  # (size, mtime_ns)
+    since: float  # time.monotonic() when this state was first seen
+    failure: str | None = None  # why it could not be taken in this state, once tried
+
+
+class WatchedFolder:
+    """A folder's images, then every image that arrives in it or is rewritten, until stopped.
+
+    What a camera writing into the folder can rely on:
+    - A file is taken only once its size and modification time stayed unchanged for settle_seconds
+      and, for PNG and JPEG, its bytes end as a whole file ends (IEND chunk, end marker FFD9). The
+      bytes so checked are the ones decoded and inspected, so a writer that pauses for longer than
+      the settle time is waited for, never read half-done.
+    - Each (name, content) is inspected exactly once: a name rewritten later (a camera's latest.png,
+      even with the same size) is inspected again. Files already there at the start are inspected.
+    - A file that stays unchanged but incomplete or undecodable is re-checked when it changes, and
+      reported once as a failed frame if it stays so for give_up_seconds (default 10 settle times).
+    - When stopped, every file not yet inspected in its current state is inspected if it is whole,
+      else reported as a failed frame: none is dropped silently. A file that disappears is forgotten.
     """
 
-    def __init__(self, folder: Path, poll_seconds: float = POLL_SECONDS) -> None:
-        self.folder, self.poll_seconds = folder, poll_seconds
+    def __init__(self, folder: Path, settle_seconds: float = SETTLE_SECONDS, give_up_seconds: float | None = None,
+                 poll_seconds: float = POLL_SECONDS) -> None:
+        self.folder, self.settle_seconds, self.poll_seconds = folder, settle_seconds, poll_seconds
+        self.give_up_seconds = GIVE_UP_SETTLES * settle_seconds if give_up_seconds is None else give_up_seconds
 
     def _listing(self) -> dict[str, tuple[int, int]]:
-        with os.scandir(self.folder) as entries:
-            return {e.name: (e.stat().st_size, e.stat().st_mtime_ns) for e in entries if is_image_file(Path(e.path))}
+        """(size, mtime_ns) of each image file; one that vanishes while listed is left out."""
+        listing = {}
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(FileNotFoundError):
+                        if is_image_file(Path(entry.path)):
+                            stat = entry.stat()
+                            listing[entry.name] = (stat.st_size, stat.st_mtime_ns)
+        except OSError as exc:
+            raise AdedgeError(f"cannot list the watched folder {self.folder}: {exc.strerror}") from None
+        return listing
+
+    def _take(self, name: str, state: tuple[int, int]) -> np.ndarray | None:
+        """NAME's image, decoded from bytes read while the file was still in STATE; None if it
+        vanished or changed meanwhile; AdedgeError naming the file and the cause if it is
+        incomplete or does not decode."""
+        path = self.folder / name
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+                stat = os.fstat(file.fileno())
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AdedgeError(f"cannot read {path}: {exc.strerror}") from None
+        if (stat.st_size, stat.st_mtime_ns) != state or len(data) != stat.st_size:
+            return None
+        cause = _incomplete(data)
+        if cause is not None:
+            raise AdedgeError(f"incomplete image: {path} ({cause})")
+        return decode_image(data, path)
+
+    def _due(self, name: str, pending: _Pending, now: float) -> Callable[[], np.ndarray] | None:
+        """The read() of NAME's frame if it is to be yielded now, else None (not settled, still
+        within the give-up time, or changed meanwhile)."""
+        age = now - pending.since
+        if age < self.settle_seconds or (pending.failure is not None and age < self.give_up_seconds):
+            return None
+        try:
+            image = self._take(name, pending.state)
+        except AdedgeError as exc:
+            if age < self.give_up_seconds:
+                pending.failure = str(exc)
+                return None
+            return _failed(AdedgeError(f"{exc}; unchanged for {age:.0f} s, given up"))
+        return None if image is None else _decoded(image)
+
+    def _left_at_stop(self, inspected: dict[str, tuple[int, int]], index: int) -> Iterator[Frame]:
+        """Every file not inspected in its current state: inspected if whole, else reported failed."""
+        for name, state in sorted(self._listing().items()):
+            if inspected.get(name) == state:
+                continue
+            path = self.folder / name
+            try:
+                image = self._take(name, state)
+                if image is None:
+                    raise AdedgeError(f"{path} was still changing")
+                read = _decoded(image)
+            except AdedgeError as exc:
+                read = _failed(AdedgeError(f"{exc} when inspection stopped"))
+            yield Frame(str(path), index, read)
+            index += 1
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        seen: set[str] = set()
-        previous: dict[str, tuple[int, int]] = {}
+        inspected: dict[str, tuple[int, int]] = {}  # name: its state when last inspected
+        pending: dict[str, _Pending] = {}
         index = 0
-        first = True
         while not stop.is_set():
-            try:
-                listing = self._listing()
-            except OSError as exc:
-                raise AdedgeError(f"cannot list the watched folder {self.folder}: {exc.strerror}") from None
-            seen &= listing.keys()
-            settled = sorted(n for n, state in listing.items() if n not in seen and (first or previous.get(n) == state))
-            for name in settled:
+            listing, now = self._listing(), time.monotonic()
+            inspected = {name: state for name, state in inspected.items() if name in listing}
+            pending = {name: entry for name, entry in pending.items() if listing.get(name) == entry.state}
+            for name, state in sorted(listing.items()):
                 if stop.is_set():
-                    return
-                seen.add(name)
-                path = self.folder / name
-                yield Frame(str(path), index, lambda path=path: load_image(path))
-                index += 1
-            previous, first = listing, False
+                    break
+                if inspected.get(name) == state:
+                    continue
+                read = self._due(name, pending.setdefault(name, _Pending(state, now)), now)
+                if read is not None:
+                    inspected[name] = state
+                    del pending[name]
+                    yield Frame(str(self.folder / name), index, read)
+                    index += 1
             stop.wait(self.poll_seconds)
+        yield from self._left_at_stop(inspected, index)
+
+
+@contextlib.contextmanager
+def _opencv_silenced() -> Iterator[None]:
+    """OpenCV's own log off: opening a missing camera prints a warning from every backend it tries,
+    where one line of ours says it all."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 class Capture:
-    """A video file, camera index or stream URL through OpenCV; frames arrive decoded."""
+    """A video file, camera index or stream URL through OpenCV; frames arrive decoded.
 
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-        what = f"camera {spec}" if spec.isdigit() else ("stream" if "://" in spec else "video")
-        self.capture = cv2.VideoCapture(int(spec) if spec.isdigit() else spec)
+    A camera or stream that stops delivering is released and re-opened with back-off (0.5 s,
+    doubling, at most 5 s apart), outage and recovery logged, frame numbers counting on; after
+    RECONNECT_TIMEOUT seconds without a frame it is an error. So is a video file that ends clearly
+    before the frame count it declares (truncated or damaged), rather than a silently short stream.
+    OPEN_CAPTURE makes the capture (cv2.VideoCapture; a fake in tests).
+    """
+
+    def __init__(self, spec: str, reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent,
+                 open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture) -> None:
+        self.spec, self.reconnect_timeout, self.log, self.open_capture = spec, reconnect_timeout, log, open_capture
+        self.live = spec.isdigit() or "://" in spec
+        self.name = f"camera {spec}" if spec.isdigit() else (f"stream {spec}" if "://" in spec else f"video {spec}")
+        self.capture = self._open()
         if not self.capture.isOpened():
             hint = " (is it connected, and free?)" if spec.isdigit() else ""
-            raise AdedgeError(f"cannot open {what} {spec}{hint}")
-        self.what = what
+            raise AdedgeError(f"cannot open {self.name}{hint}")
+
+    def _open(self) -> cv2.VideoCapture:
+        with _opencv_silenced():
+            return self.open_capture(int(self.spec) if self.spec.isdigit() else self.spec)
+
+    def _reconnect(self, stop: threading.Event, index: int, since: float) -> tuple[bool, np.ndarray | None]:
+        """Re-open the capture with back-off until it gives a frame (returned), STOP is set (False,
+        None), or RECONNECT_TIMEOUT seconds have passed since a frame was last asked for (AdedgeError)."""
+        self.log(f"{self.name}: no frame after frame {index - 1}, reconnecting "
+                 f"(giving up after {self.reconnect_timeout:g} s without frames)")
+        delay = BACKOFF_FIRST
+        while True:
+            self.capture.release()
+            remaining = since + self.reconnect_timeout - time.monotonic()
+            if remaining <= 0:
+                raise AdedgeError(f"no frames from {self.name} for {self.reconnect_timeout:g} s: giving up")
+            if stop.wait(min(delay, remaining)):
+                return False, None
+            self.capture = self._open()
+            ok, bgr = self.capture.read() if self.capture.isOpened() else (False, None)
+            if ok:
+                self.log(f"{self.name}: frames again, after {time.monotonic() - since:.1f} s without")
+                return True, bgr
+            delay = min(2 * delay, BACKOFF_MAX)
+
+    def _ended(self, index: int, declared: int) -> None:
+        """Raise if the source ended without frames, or (a video) clearly before its DECLARED count."""
+        if index == 0:
+            raise AdedgeError(f"{self.name} gave no frames")
+        if index < declared - 1:
+            raise AdedgeError(f"{self.name} ended after {index} of its {declared} frames (truncated or damaged file)")
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
+        declared = 0 if self.live else int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         index = 0
         try:
             while not stop.is_set():
+                asked = time.monotonic()  # not when the last frame came: the consumer may have held it a while
                 ok, bgr = self.capture.read()
+                if not ok and self.live and index > 0:
+                    ok, bgr = self._reconnect(stop, index, asked)
                 if not ok:
-                    if index == 0:
-                        raise AdedgeError(f"{self.what} {self.spec} gave no frames")
+                    self._ended(index, declared)
                     return
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                yield Frame(self.spec, index, lambda rgb=rgb: rgb)
+                yield Frame(self.spec, index, _decoded(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
                 index += 1
         finally:
             self.capture.release()
@@ -132,9 +306,20 @@ def _image_paths(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def open_source(inputs: str | list[str], watch: bool = False) -> Source:
-    """The source INPUTS name: image files, folders and globs; one folder to --watch; or one video
-    file, camera index (0, 1, ...) or stream URL (rtsp://, http://)."""
+def _require_seconds(option: str, value: float) -> None:
+    """One clear line for a duration of zero or less (or NaN), which would never settle or never wait."""
+    if not value > 0:
+        raise AdedgeError(f"{option} takes a number of seconds above 0, got {value:g}")
+
+
+def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: float = SETTLE_SECONDS,
+                reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent) -> Source:
+    """The source INPUTS name: image files, folders and globs; one folder to --watch (a file is taken
+    once unchanged for SETTLE_SECONDS and whole); or one video file, camera index (0, 1, ...) or
+    stream URL (rtsp://, http://), re-opened after an outage, LOG told of it, until
+    RECONNECT_TIMEOUT seconds pass without a frame."""
+    _require_seconds("--settle", settle_seconds)
+    _require_seconds("--reconnect-timeout", reconnect_timeout)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     if not inputs:
         raise AdedgeError("no source given")
@@ -142,10 +327,9 @@ def open_source(inputs: str | list[str], watch: bool = False) -> Source:
     if watch:
         if single is None or not Path(single).is_dir():
             raise AdedgeError(f"--watch needs one folder, got {' '.join(inputs)}")
-        return WatchedFolder(Path(single))
-    if single is not None and (single.isdigit() or "://" in single):
-        return Capture(single)
-    if single is not None and Path(single).is_file() and not is_image_file(Path(single)):
-        return Capture(single)
+        return WatchedFolder(Path(single), settle_seconds)
+    if single is not None and (single.isdigit() or "://" in single
+                               or (Path(single).is_file() and not is_image_file(Path(single)))):
+        return Capture(single, reconnect_timeout, log)
     return ImageFiles(_image_paths(inputs))
 

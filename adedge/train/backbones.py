@@ -324,8 +324,11 @@ def _weights_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and unpickling-policy errors alike
-        raise AdedgeError(f"cannot read weights file {path}: {exc}") from None
-    return state.get("state_dict", state) if isinstance(state, dict) else state
+        raise AdedgeError(f"cannot read weights file {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise AdedgeError(f"weights file {path} holds a {type(state).__name__}, not a state dict of named tensors")
+    return state
 
 
 def create_backbone(name: str, weights: str | Path | None = None) -> Backbone:

@@ -94,6 +94,8 @@ def fit_dfm_head(features: dict[str, torch.Tensor], settings: DFMSettings, seed:
     x = pooled.flatten(1).double().numpy()
     if x.shape[0] < 2:
         raise AdedgeError(f"DFM needs at least 2 training images, got {x.shape[0]}")
+    if not x.var(axis=0).sum() > 0:
+        raise AdedgeError(f"the {x.shape[0]} training images are too alike for DFM (their features do not vary): train on more varied good parts")
     pca = PCA(n_components=settings.variance, svd_solver="full").fit(x)
     projected = (x - pca.mean_) @ pca.components_.T  # centred once: mean zero by construction
     covariance = np.atleast_2d(projected.T @ projected / max(len(x) - 1, 1))

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from adedge import __version__
-from adedge.data.datasets import Sample, ground_truth, open_dataset, require_test_images, require_train_images
+from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, require_test_images, require_train_images
 from adedge.data.defects import defective_copies
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
@@ -19,11 +19,13 @@ from adedge.formats import RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
 from adedge.progress import Track, no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
-from adedge.train.checkpoint import save_run
+from adedge.fileio import check_output_folder
+from adedge.train.checkpoint import RUN_JSON, save_run
 from adedge.train.detector import RESIZE_METHODS, Detector, Encoder
 from adedge.train.models import model_plugin, model_settings
 
 HOLD_BACK_SHARE = 0.1
+MAX_IMAGE_SIZE = 2048  # beyond this a backbone's features outgrow an ordinary PC's memory
 
 
 @dataclass(frozen=True)
@@ -101,15 +103,14 @@ def good_and_defect_scores(
     return scores, maps.reshape(len(maps), -1).max(axis=1), defect_scores
 
 
-def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], track: Track) -> Calibration:
+def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], val_samples: list[Sample], track: Track) -> Calibration:
     if config.val_data is None:
         return calibrate_on_good(*good_and_defect_scores(detector, held_back, config.seed, config.batch_size, track))
-    samples = require_test_images(open_dataset(config.val_data, config.category))
-    maps, scores = _raw(detector, samples, config.batch_size, track, "calibrating")
-    labels = np.array([s.anomalous for s in samples])
+    maps, scores = _raw(detector, val_samples, config.batch_size, track, "calibrating")
+    labels = np.array([s.anomalous for s in val_samples])
     masks = None
-    if all(s.mask_path for s in samples if s.anomalous):
-        masks = np.stack([ground_truth(s, detector.image_size) for s in samples])
+    if has_masks(val_samples):
+        masks = np.stack([ground_truth(s, detector.image_size) for s in val_samples])
     return calibrate_on_labelled(scores, labels, maps, masks)
 
 
@@ -128,10 +129,15 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
     image_size = plugin.image_size if config.image_size is None else config.image_size
-    if image_size < 32 or image_size % 32:
-        raise AdedgeError(f"--image-size must be a multiple of 32 and at least 32, got {image_size}")
+    if not 32 <= image_size <= MAX_IMAGE_SIZE or image_size % 32:
+        raise AdedgeError(f"--image-size must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE}, got {image_size}")
     if config.resize not in RESIZE_METHODS:
         raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
+    if not 0 <= config.seed < 2**32:
+        raise AdedgeError(f"--seed must be from 0 to {2**32 - 1}, got {config.seed}")
+    check_output_folder(config.out, RUN_JSON)
+    val_samples = require_test_images(open_dataset(config.val_data, config.category)) if config.val_data else []
+    has_masks(val_samples)  # a set with some masks missing is refused now, not after training
     started = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -153,7 +159,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
         raise AdedgeError(f"the backbone gave non-finite features ({', '.join(broken)}); nothing was written: check the --weights file")
     head, losses = plugin.fit(features, settings, config.seed, track)
     detector = Detector(encoder, head).eval()
-    calibration = _calibrate(detector, config, held_back, track)
+    calibration = _calibrate(detector, config, held_back, val_samples, track)
     for name in ("score_threshold", "score_scale", "map_threshold", "map_scale"):
         getattr(detector, name).fill_(getattr(calibration, name))
     _require_finite(detector)
