@@ -25,7 +25,8 @@ POLL_SECONDS = 0.2  # how often a watched folder is listed
 SETTLE_SECONDS = 1.0  # how long a watched file must stay unchanged before it is taken
 GIVE_UP_SETTLES = 10  # settle times a watched file may stay unchanged and unreadable before it is reported failed
 RECONNECT_TIMEOUT = 60.0  # seconds without a frame from a camera or stream before giving up
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 5.0  # seconds between attempts to re-open a camera or stream: doubling, capped
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0  # seconds between attempts to re-open a camera or stream: doubling, capped
+# low, so a camera that is back is read again within 2 s, and an attempt to open one costs little
 
 PNG_SIGNATURE, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # a PNG's last chunk: its type and CRC
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
@@ -223,7 +224,7 @@ class Capture:
     """A video file, camera index or stream URL through OpenCV; frames arrive decoded.
 
     A camera or stream that stops delivering is released and re-opened with back-off (0.5 s,
-    doubling, at most 5 s apart), outage and recovery logged, frame numbers counting on; after
+    doubling, at most 2 s apart), outage and recovery logged, frame numbers counting on; after
     RECONNECT_TIMEOUT seconds without a frame it is an error. So is a video file that ends clearly
     before the frame count it declares (truncated or damaged), rather than a silently short stream.
     OPEN_CAPTURE makes the capture (cv2.VideoCapture; a fake in tests).
