@@ -29,7 +29,7 @@ TEST_TRAINING = {
     "cflow": {"meta_epochs": 2, "sub_epochs": 1},
 }
 # fixtures that train a model: a test that uses one (directly or through another) is in the slow tier
-TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles"}
+TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles", "sweep_model"}
 
 
 def pytest_collection_modifyitems(items) -> None:
