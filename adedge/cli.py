@@ -303,8 +303,7 @@ def demo(
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
-    if not 0 <= seed < 2**32:
-        raise AdedgeError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
+    check_seed(seed)
     check_output_folder(out, DEMO_MARKER)
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).touch()

@@ -86,6 +86,9 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
     return record
 
 
+MAX_IMAGE_SIZE = 2048  # the largest model input side: beyond it a backbone's features outgrow an ordinary PC's memory
+
+
 def _check_values(record: object, where: str) -> None:
     """Ranges the types alone do not catch: sizes, scales, thresholds and seeds a trained model can have."""
     problems = []
@@ -98,15 +101,16 @@ def _check_values(record: object, where: str) -> None:
             if not getattr(calibration, name) > 0 or not math.isfinite(getattr(calibration, name)):
                 problems.append(f"calibration.{name} must be a positive number")
     size = getattr(record, "image_size", None) or getattr(record, "anomaly_map_size", None)
-    if size is not None and (len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= 4096 for v in size)):
-        problems.append(f"{'image_size' if hasattr(record, 'image_size') else 'anomaly_map_size'} must be [height, width] from 32 to 4096, got {size}")
+    if size is not None and (len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= MAX_IMAGE_SIZE for v in size)):
+        name = "image_size" if hasattr(record, "image_size") else "anomaly_map_size"
+        problems.append(f"{name} must be [height, width] from 32 to {MAX_IMAGE_SIZE}, got {size}")
     if isinstance(record, RunInfo) and not 0 <= record.seed < 2**32:
         problems.append(f"seed must be from 0 to {2**32 - 1}")
     if isinstance(record, BundleMetadata):
         if not (math.isfinite(record.threshold) and 0 <= record.threshold < 1):
             problems.append(f"threshold must be from 0 up to (not including) 1, got {record.threshold}")
-        if not (32 <= record.input.height <= 4096 and 32 <= record.input.width <= 4096):
-            problems.append(f"input height and width must be from 32 to 4096, got {record.input.height}x{record.input.width}")
+        if not (32 <= record.input.height <= MAX_IMAGE_SIZE and 32 <= record.input.width <= MAX_IMAGE_SIZE):
+            problems.append(f"input height and width must be from 32 to {MAX_IMAGE_SIZE}, got {record.input.height}x{record.input.width}")
     if problems:
         raise AdedgeError(f"{where}: {problems[0]}")
 

@@ -15,7 +15,7 @@ from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, 
 from adedge.data.defects import defective_copies
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
-from adedge.formats import RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
+from adedge.formats import MAX_IMAGE_SIZE, RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
 from adedge.progress import Track, no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
@@ -25,7 +25,6 @@ from adedge.train.detector import RESIZE_METHODS, Detector, Encoder
 from adedge.train.models import model_plugin, model_settings
 
 HOLD_BACK_SHARE = 0.1
-MAX_IMAGE_SIZE = 2048  # beyond this a backbone's features outgrow an ordinary PC's memory
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,12 @@ class TrainConfig:
     stages: tuple[str, ...] | None = None  # default: the model plug-in's strides
     resize: str = "antialias"
     settings: dict[str, object] = field(default_factory=dict)  # the model's settings over its defaults
+
+
+def check_seed(seed: int) -> None:
+    """Every RNG adedge seeds (numpy's included) takes 0 to 2**32 - 1."""
+    if not 0 <= seed < 2**32:
+        raise AdedgeError(f"--seed must be from 0 to {2**32 - 1}, got {seed}")
 
 
 def _batches(samples: list[Sample], batch_size: int) -> list[list[Sample]]:
@@ -133,8 +138,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
         raise AdedgeError(f"--image-size must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE}, got {image_size}")
     if config.resize not in RESIZE_METHODS:
         raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
-    if not 0 <= config.seed < 2**32:
-        raise AdedgeError(f"--seed must be from 0 to {2**32 - 1}, got {config.seed}")
+    check_seed(config.seed)
     check_output_folder(config.out, RUN_JSON)
     val_samples = require_test_images(open_dataset(config.val_data, config.category)) if config.val_data else []
     has_masks(val_samples)  # a set with some masks missing is refused now, not after training
