@@ -299,7 +299,7 @@ def demo(
 
     try:
         from adedge.export.exporter import export_bundle
-        from adedge.train.trainer import TrainConfig, train as run_training
+        from adedge.train.trainer import TrainConfig, check_seed, train as run_training
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
