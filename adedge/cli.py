@@ -132,18 +132,24 @@ def export_command(
     precision: str = typer.Option("fp32", help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF)."),
     max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on held-back data."),
     sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
+    layout: str = typer.Option("bundle", help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
+    name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),
 ) -> None:
-    """Export a trained run as one inference graph (the bundle)."""
+    """Export a trained run as one inference graph (the bundle), or into a Triton or OVMS model repository."""
     try:
         from adedge.export.exporter import export_bundle
+        from adedge.export.repository import VERSION, model_name
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
     with err_console.status(f"exporting {run} to {format} {precision}"):
-        metadata = export_bundle(run, out, format, precision, max_drop, sign_key=sign_key)
-    size = sum((out / name).stat().st_size for name in metadata.files) / 1e6
+        metadata = export_bundle(run, out, format, precision, max_drop, sign_key=sign_key, layout=layout, name=name)
+    folder = out if layout == "bundle" else out / model_name(name, metadata) / VERSION
+    size = sum((folder / file).stat().st_size for file in metadata.files) / 1e6
     signed = ", signed" if sign_key else ""
-    out_console.print(f"exported {metadata.model} as {format} {precision} ({size:.1f} MB{signed}) to {out}")
+    out_console.print(f"exported {metadata.model} as {format} {precision} ({size:.1f} MB{signed}) to {folder}")
+    if layout != "bundle":
+        out_console.print(f"{layout} model repository: {out} (model {folder.parent.name}, version {VERSION}); see the README to serve it")
     if metadata.quantization is not None:
         q = metadata.quantization
         out_console.print(f"int8: {q.mode} quantised; AUROC points lost on held-back data: {100 * q.attempts[-1]['drop']:.2f}")

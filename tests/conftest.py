@@ -29,7 +29,7 @@ TEST_TRAINING = {
     "cflow": {"meta_epochs": 2, "sub_epochs": 1},
 }
 # fixtures that train a model: a test that uses one (directly or through another) is in the slow tier
-TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles", "sweep_model"}
+TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles", "small_model"}
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -71,3 +71,16 @@ def onnx_bundle(run_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "onnx"
     export_bundle(run_dir, out, "onnx")
     return out
+
+
+@pytest.fixture(scope="session")
+def small_model(synthetic, tmp_path_factory) -> tuple[Path, Path]:
+    """One quick DFM run at 64 px and its OpenVINO bundle, for tests about files and layouts rather
+    than models (they edit copies only)."""
+    from adedge.export.exporter import export_bundle
+    from adedge.train.trainer import TrainConfig, train
+
+    folder = tmp_path_factory.mktemp("small")
+    train(TrainConfig(synthetic, folder / "run", image_size=64, settings={"pool": 2}))
+    export_bundle(folder / "run", folder / "bundle")
+    return folder / "run", folder / "bundle"

@@ -24,7 +24,7 @@ from PIL import Image
 
 from adedge.cli import main
 
-SWEEP_IMAGE_SIZE = 64
+SWEEP_IMAGE_SIZE = 64  # the size of conftest's small_model: a case's own training is as quick
 
 
 @dataclass
@@ -279,6 +279,9 @@ WITH_MODEL: dict[str, Case] = {
     "export max drop nan": lambda w: (_export(w, w.run, "--max-drop", "nan"), "--max-drop"),
     "export sign key missing": lambda w: (_export(w, w.run, "--sign-key", w.tmp / "nokey"), "nokey"),
     "export sign key short": lambda w: (_export(w, w.run, "--sign-key", w.file("k", "short")), "at least 16"),
+    "export layout unknown": lambda w: (_export(w, w.run, "--layout", "kserve"), "--layout"),
+    "export repository name bad": lambda w: (_export(w, w.run, "--layout", "triton", "--name", "a/b"), "--name"),
+    "export ovms config broken": lambda w: (["export", w.run, "--layout", "ovms", "--out", w.file("repo/config.json", "{").parent], "config.json"),
     "export out someone's folder": lambda w: (["export", w.run, "--out", w.file("stuff/a.txt", "x").parent], "stuff"),
     "export out a file": lambda w: (["export", w.run, "--out", w.file("b.txt", "x")], "b.txt"),
     "export int8 without training images": lambda w: (_export(w, _run_moved_data(w), "--precision", "int8"), "held-back"),
@@ -390,21 +393,9 @@ def test_bad_input_without_a_model(name, synthetic, tmp_path, capsys):
     _check(World(tmp_path, synthetic), name, NO_MODEL[name], capsys)
 
 
-@pytest.fixture(scope="module")
-def sweep_model(synthetic, tmp_path_factory) -> tuple[Path, Path]:
-    """A small DFM run and its OpenVINO bundle, shared by the cases (which edit copies only)."""
-    from adedge.export.exporter import export_bundle
-    from adedge.train.trainer import TrainConfig, train
-
-    folder = tmp_path_factory.mktemp("sweep")
-    train(TrainConfig(synthetic, folder / "run", image_size=SWEEP_IMAGE_SIZE, settings={"pool": 2}))
-    export_bundle(folder / "run", folder / "bundle")
-    return folder / "run", folder / "bundle"
-
-
 @pytest.mark.parametrize("name", sorted(WITH_MODEL))
-def test_bad_input_with_a_model(name, synthetic, sweep_model, tmp_path, capsys):
-    run, bundle = sweep_model
+def test_bad_input_with_a_model(name, synthetic, small_model, tmp_path, capsys):
+    run, bundle = small_model
     _check(World(tmp_path, synthetic, run, bundle), name, WITH_MODEL[name], capsys)
 
 
@@ -428,8 +419,8 @@ def _console_script(args: list, file_size_limit: int) -> subprocess.CompletedPro
 
 
 @pytest.mark.parametrize("command", ["export", "train"])
-def test_a_full_disk_ends_in_one_line_and_leaves_nothing(command, synthetic, sweep_model, tmp_path):
-    run, bundle = sweep_model
+def test_a_full_disk_ends_in_one_line_and_leaves_nothing(command, synthetic, small_model, tmp_path):
+    run, bundle = small_model
     out = tmp_path / "out"
     args = ["export", run] if command == "export" else ["train", "--data", synthetic, "--image-size", SWEEP_IMAGE_SIZE]
     args += ["--out", out]

@@ -11,7 +11,8 @@ from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
 from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
-from adedge.fileio import atomic_directory, check_output_folder
+from adedge.export.repository import LAYOUTS, VERSION, model_name, ovms_config, triton_config
+from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
 from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, to_dict
 from adedge.runtime.bundle import (
     FORMATS,
@@ -76,8 +77,14 @@ def export_bundle(
     max_drop: float = DEFAULT_MAX_DROP,
     int8_modes: tuple[str, ...] = INT8_MODES,
     sign_key: Path | str | None = None,
+    layout: str = "bundle",
+    name: str | None = None,
 ) -> BundleMetadata:
     """Export RUN_DIR's detector as one graph to OUT; returns the bundle's metadata.
+
+    LAYOUT bundle writes the bundle folder OUT; triton and ovms add model NAME to the model
+    repository OUT (other models in it stay), the bundle as its version 1, with the config those
+    servers load unchanged (see adedge.export.repository).
 
     fp16 compresses the IR's weights; bf16 keeps fp32 weights and lets the CPU compute in bf16;
     int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP image or pixel
@@ -91,12 +98,20 @@ def export_bundle(
         raise AdedgeError(f"--max-drop must be at least 0, got {max_drop}")
     if fmt == "onnx" and precision != "fp32":
         raise AdedgeError(f"--precision {precision} needs --format openvino; ONNX bundles are fp32")
+    if layout not in LAYOUTS:
+        raise AdedgeError(f"unknown --layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     key = read_key(sign_key) if sign_key is not None else None
-    check_output_folder(out, METADATA_FILE)
     detector, info = load_run(run_dir)
-    images = int8_images(info) if precision == "int8" else None
     metadata = bundle_metadata(info, fmt, precision)
-    with atomic_directory(out, METADATA_FILE) as scratch:
+    target = Path(out) if layout == "bundle" else Path(out) / model_name(name, metadata)
+    marker = METADATA_FILE if layout == "bundle" else f"{VERSION}/{METADATA_FILE}"
+    check_output_folder(target, marker)
+    ovms_file = Path(out) / "config.json"
+    ovms_text = ovms_config(target.name, metadata, ovms_file) if layout == "ovms" else None  # refuses a broken config now
+    images = int8_images(info) if precision == "int8" else None
+    with atomic_directory(target, marker) as folder:
+        scratch = folder if layout == "bundle" else folder / VERSION
+        scratch.mkdir(exist_ok=True)
         if fmt == "onnx":
             properties = onnx_metadata(model_api_info(metadata), embedded_record(metadata))
             files = [export_onnx(detector, scratch / FORMATS["onnx"], properties)]
@@ -112,4 +127,8 @@ def export_bundle(
         (scratch / METADATA_FILE).write_text(json.dumps(to_dict(metadata), indent=2) + "\n")
         if key is not None:
             (scratch / SIGNATURE_FILE).write_text(signature(key, (scratch / METADATA_FILE).read_bytes()) + "\n")
+        if layout == "triton":
+            (folder / "config.pbtxt").write_text(triton_config(target.name, metadata))
+    if ovms_text is not None:
+        write_text_atomic(ovms_file, ovms_text)
     return metadata

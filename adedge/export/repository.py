@@ -1,0 +1,101 @@
+"""Model repositories for serving: the layouts NVIDIA Triton and OpenVINO Model Server read unchanged.
+
+REPO/NAME/1/ holds the complete bundle (model file(s) and adedge.json, which `adedge predict` runs
+as it is, and the servers ignore); Triton reads REPO/NAME/config.pbtxt beside it, OVMS reads
+REPO/config.json, which lists every model of the repository (adding one keeps the others). The graph embeds its preprocessing and thresholds, so neither server needs adedge
+code: a client sends uint8 RGB frames of any size [N, H, W, 3] and reads pred_score and pred_label.
+
+The configs keep the verdicts right: an fp32, fp16 or int8 IR marks every layer to stay in f32, so
+OpenVINO (in either server) computes as the trained model did even on CPUs with bf16 units; OVMS is
+told so explicitly as well; a bf16 bundle asks for bf16.
+"""
+
+import json
+import re
+from pathlib import Path
+
+from adedge.errors import AdedgeError
+from adedge.fileio import json_text
+from adedge.formats import BundleMetadata
+
+LAYOUTS = ("bundle", "triton", "ovms")
+VERSION = "1"  # the version folder a new repository's model is written to
+MAX_BATCH = 8  # the most frames a server's dynamic batcher puts into one call
+BATCH_DELAY_US = 2000  # how long Triton may hold a frame to batch it with others
+TRITON_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime"}
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def model_name(name: str | None, metadata: BundleMetadata) -> str:
+    """NAME, or the category and model the bundle was trained as (e.g. bottle_dfm), checked to be a
+    name both servers accept as a folder and in a URL."""
+    if name is None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{metadata.trained_on.category}_{metadata.model}").strip("_.-") or metadata.model
+    if not NAME_PATTERN.match(name):
+        raise AdedgeError(f"--name must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {name!r}")
+    return name
+
+
+def _output(name: str, data_type: str, dims: list[int]) -> str:
+    """One output of the config: a per-frame scalar is [batch] in the graph, which Triton expresses
+    as dims [1] reshaped to []."""
+    reshape = "\n    reshape: { shape: [ ] }" if dims == [1] else ""
+    return f"  {{\n    name: \"{name}\"\n    data_type: {data_type}\n    dims: [ {', '.join(map(str, dims))} ]{reshape}\n  }}"
+
+
+def _parameter(key: str, value: str) -> str:
+    return f"parameters: {{\n  key: \"{key}\"\n  value: {{ string_value: \"{value}\" }}\n}}"
+
+
+def triton_config(name: str, metadata: BundleMetadata) -> str:
+    """config.pbtxt: dynamic batching of frames of one size, on the CPU, for the bundle's backend."""
+    height, width = metadata.anomaly_map_size
+    score, label, anomaly_map, mask = metadata.outputs
+    outputs = [
+        _output(score, "TYPE_FP32", [1]),
+        _output(label, "TYPE_BOOL", [1]),
+        _output(anomaly_map, "TYPE_FP32", [1, height, width]),
+        _output(mask, "TYPE_BOOL", [1, height, width]),
+    ]
+    parameters = []
+    if metadata.format == "openvino":
+        parameters.append(_parameter("PERFORMANCE_HINT", "LATENCY"))
+        if metadata.precision == "bf16":
+            parameters.append(_parameter("HINT_BF16", "YES"))
+    lines = [
+        f"# adedge {metadata.model} ({metadata.backbone}, {metadata.precision}): uint8 RGB frames of any size in,",
+        "# pred_score in 0..1 (NG above 0.5, the calibrated threshold) and pred_label out.",
+        f"name: \"{name}\"",
+        f"backend: \"{TRITON_BACKENDS[metadata.format]}\"",
+        f"max_batch_size: {MAX_BATCH}",
+        "input [",
+        f"  {{\n    name: \"{metadata.input.name}\"\n    data_type: TYPE_UINT8\n    dims: [ -1, -1, 3 ]\n  }}",
+        "]",
+        "output [",
+        ",\n".join(outputs),
+        "]",
+        f"dynamic_batching {{\n  max_queue_delay_microseconds: {BATCH_DELAY_US}\n}}",
+        "instance_group [\n  {\n    count: 1\n    kind: KIND_CPU\n  }\n]",
+        *parameters,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ovms_config(name: str, metadata: BundleMetadata, existing: Path) -> str:
+    """config.json: the models of EXISTING (a config.json, if there is one) with model NAME added or
+    replaced: its folder (relative to the config file, as OVMS allows), the CPU, and the inference
+    precision spelled out. OVMS keeps the graph's dynamic batch and frame size as exported."""
+    others = []
+    if existing.is_file():
+        try:
+            others = [m for m in json.loads(existing.read_text())["model_config_list"] if m["config"]["name"] != name]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise AdedgeError(f"{existing} is not an OpenVINO Model Server config ({type(exc).__name__}: {exc}); move it away") from None
+    precision = "bf16" if metadata.precision == "bf16" else "f32"
+    config = {
+        "name": name,
+        "base_path": name,
+        "target_device": "CPU",
+        "plugin_config": {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision},
+    }
+    return json_text({"model_config_list": [*others, {"config": config}]}, indent=2) + "\n"
