@@ -204,7 +204,7 @@ def test_restarts_never_overwrite_overlays_and_a_failed_overlay_does_not_stop_th
     def full_disk(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sinks, "write_bytes_atomic", full_disk)
+    monkeypatch.setattr(sinks, "save_image", full_disk)
     third = run()
     assert [("overlay" in r, "No space left" in r.get("overlay_error", "")) for r in third] == [(False, True)] * 2
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 6 and len(list(out.glob("*.png"))) == 4

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from adedge.errors import AdedgeError
+from adedge.fileio import write_bytes_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -101,6 +102,9 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def save_image(path: Path, image: np.ndarray) -> None:
-    """Write uint8 RGB (or gray) to a file whose suffix picks the format."""
-    Image.fromarray(image).save(path)
+    """Write uint8 RGB (or gray) to a file whose suffix picks the format, atomically: a failed write
+    (a full disk) raises OSError and leaves no half-written picture."""
+    encoded = io.BytesIO()
+    Image.fromarray(image).save(encoded, format=Image.registered_extensions()[path.suffix.lower()])
+    write_bytes_atomic(path, encoded.getvalue())
 

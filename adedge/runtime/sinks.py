@@ -7,16 +7,14 @@ own frame's picture. An overlay that cannot be written (a full disk) is noted on
 and the stream goes on.
 """
 
-import io
 import secrets
 import time
 from pathlib import Path
 from typing import TextIO
 
-from PIL import Image
-
+from adedge.data.images import save_image
 from adedge.errors import AdedgeError
-from adedge.fileio import json_text, write_bytes_atomic, write_json
+from adedge.fileio import json_text, write_json
 from adedge.runtime.overlay import overlay
 from adedge.runtime.stream import Inspection, Summary
 
@@ -50,10 +48,8 @@ class StreamWriter:
         result = inspection.result
         if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
             path = self._overlay_path(inspection)
-            png = io.BytesIO()
-            Image.fromarray(overlay(inspection.image, result)).save(png, format="PNG")
             try:
-                write_bytes_atomic(path, png.getvalue())
+                save_image(path, overlay(inspection.image, result))
                 record["overlay"] = str(path)
             except OSError as exc:
                 record["overlay_error"] = f"cannot write {path.name}: {exc.strerror or exc}"
