@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[train,dev]"
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[train,serve,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -138,7 +138,8 @@ def export_command(
     """Export a trained run as one inference graph (the bundle), or into a Triton or OVMS model repository."""
     try:
         from adedge.export.exporter import export_bundle
-        from adedge.export.repository import VERSION, model_name
+        from adedge.export.repository import VERSION
+        from adedge.formats import model_name
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
@@ -160,6 +161,24 @@ def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", t
     from adedge.runtime.bundle import read_key
 
     return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, warn=warn)
+
+
+MQTT_HELP = "Also publish each verdict (its JSON line) to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, QoS 1; queued on disk while the broker is down."
+WEBHOOK_HELP = "Also POST each verdict as JSON to this http(s) URL, retried with back-off; queued on disk while it fails."
+OUTBOX_HELP = "Folder of the on-disk queues of --mqtt and --webhook (default: ~/.local/state/adedge/outbox)."
+
+
+def _log_line(line: str) -> None:
+    """A yellow line on stderr: a source or a sink going away and coming back."""
+    err_console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+
+
+def _close_forwarders(forwarders: list) -> None:
+    """Deliver what is still queued (for a few seconds), and say what is left for the next start."""
+    for forwarder in forwarders:
+        left = forwarder.close()
+        queued = f"; {left} queued in {forwarder.outbox.path}, sent at the next start" if left else ""
+        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{escape(queued)}", highlight=False, soft_wrap=True)
 
 
 THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the calibrated threshold); lower catches more."
@@ -200,15 +219,19 @@ def predict(
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     warn: float | None = typer.Option(None, help=WARN_HELP),
+    mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
+    webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
+    outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
     from adedge.runtime import Summary, inspect_stream, open_source
+    from adedge.runtime.delivery import open_forwarders
     from adedge.runtime.sinks import StreamWriter
 
     frames = open_source(  # first: a wrong source or option is named before the model compiles
-        source, watch, settle, reconnect_timeout,
-        log=lambda line: err_console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True),
+        source, watch, settle, reconnect_timeout, log=_log_line,
     )
+    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
     model = _load(bundle, backend, key, mode, threshold, warn)
     writer = StreamWriter(out, overlays, sys.stdout)
     summary, stop = Summary(), threading.Event()
@@ -224,8 +247,11 @@ def predict(
                 if "overlay_error" in record:
                     err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {escape(record['overlay_error'])}", highlight=False, soft_wrap=True)
                 summary.add(inspection)
+                for forwarder in forwarders:
+                    forwarder.put(record)
     finally:
         writer.close(summary.finish())
+        _close_forwarders(forwarders)
     figures = summary.as_dict()
     err_console.print(
         f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
@@ -282,6 +308,44 @@ def bench_command(
         figures = bench(model, batch, iterations)
     out_console.print(_table(f"{bundle} on {backend}", figures))
     _write_json(json_file, figures)
+
+
+@app.command()
+@user_errors
+def serve(
+    bundles: list[str] = typer.Argument(..., metavar="BUNDLE...", help="Bundle folders, each as BUNDLE or NAME=BUNDLE (a repository's NAME/VERSION folder keeps its name and version)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on: 127.0.0.1 is this PC only; 0.0.0.0 every network."),
+    port: int = typer.Option(8000, help="HTTP port (0: any free port, printed at start)."),
+    api_key: str | None = typer.Option(None, envvar="ADEDGE_API_KEY", help="Require this key (16+ characters) as 'Authorization: Bearer KEY' or 'x-api-key'; better set as ADEDGE_API_KEY, which ps does not show."),
+    max_body_mb: float = typer.Option(64.0, help="Largest request body accepted (MiB); larger ones get HTTP 413."),
+    mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
+    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    key: Path | None = typer.Option(None, help="Key file: refuse bundles unless signed with this key."),
+) -> None:
+    """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
+    try:
+        from adedge.runtime import serve as server
+    except ModuleNotFoundError as exc:
+        raise AdedgeError(f"adedge serve needs the serve extra ({exc.name} is missing): pip install 'adedge[serve]'") from None
+    from adedge.runtime.bundle import read_key
+
+    server.check_options(api_key, max_body_mb)
+    served = server.served_bundles(bundles, read_key(key) if key else None)
+    sock = server.listen(host, port)
+    address = f"http://{host}:{sock.getsockname()[1]}"
+
+    def ready(models) -> None:
+        for model in models:
+            m = model.metadata
+            out_console.print(f"serving {model.name} version {model.version} ({m.model}, {m.format} {m.precision}): {address}/v2/models/{model.name}/infer", highlight=False, soft_wrap=True)
+        guard = "API key required" if api_key else "no API key"
+        out_console.print(f"listening on {address} (Open Inference Protocol v2; {guard}); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)
+        if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+            err_console.print(f"[yellow]warning:[/] {host} without --api-key: anyone who can reach this PC can use the models")
+        sys.stdout.flush()
+
+    server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready)
+    out_console.print("stopped")
 
 
 DEMO_SIZE = 256  # the synthetic plates' own size: the demo stays a couple of minutes on any model's default

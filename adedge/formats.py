@@ -7,6 +7,7 @@ one AdedgeError naming the file and the field, never a KeyError or TypeError dee
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -214,3 +215,17 @@ class BundleMetadata:
     created: str
     quantization: QuantizationReport | None = None
     files: dict[str, str] = field(default_factory=dict)  # sha256 of each model file
+
+
+MAX_BATCH = 8  # the most frames one server call takes (a served request, a Triton batch)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a served model's name: a folder and a URL part
+
+
+def model_name(name: str | None, metadata: BundleMetadata, option: str = "--name") -> str:
+    """NAME, or the category and model the bundle was trained as (e.g. bottle_dfm), checked to be a
+    name servers accept as a folder and in a URL (OPTION: where the user gave it, for the error)."""
+    if name is None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{metadata.trained_on.category}_{metadata.model}").strip("_.-") or metadata.model
+    if not NAME_PATTERN.match(name):
+        raise AdedgeError(f"{option} must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {name!r}")
+    return name

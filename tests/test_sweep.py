@@ -176,6 +176,10 @@ NO_MODEL: dict[str, Case] = {
     "bench bundle missing": lambda w: (["bench", w.tmp / "nob"], "nob"),
     "bench batch 0": lambda w: (["bench", w.tmp / "nob", "--batch", 0], "--batch"),
     "bench iterations text": lambda w: (["bench", w.tmp / "nob", "--iterations", "x"], "--iterations"),
+    "serve bundle missing": lambda w: (["serve", w.tmp / "nob"], "nob"),
+    "serve port text": lambda w: (["serve", w.tmp / "nob", "--port", "x"], "--port"),
+    "serve api key short": lambda w: (["serve", w.tmp / "nob", "--api-key", "short"], "--api-key"),
+    "serve max body 0": lambda w: (["serve", w.tmp / "nob", "--max-body-mb", 0], "--max-body-mb"),
     "demo seed -1": lambda w: (["demo", "--out", w.tmp / "d", "--seed", -1], "--seed"),
     "demo out someone's folder": lambda w: (["demo", "--out", w.file("theirs/notes.txt", "x").parent], "theirs"),
     "demo out a file": lambda w: (["demo", "--out", w.file("demo.txt", "x")], "demo.txt"),
@@ -316,6 +320,11 @@ WITH_MODEL: dict[str, Case] = {
     "bench batch huge": lambda w: (["bench", w.bundle, "--batch", 100000], "--batch"),
     "bench iterations 0": lambda w: (["bench", w.bundle, "--iterations", 0], "--iterations"),
     "bench onnxruntime on IR": lambda w: (["bench", w.bundle, "--backend", "onnxruntime"], "onnx"),
+    "serve port taken": lambda w: (["serve", w.bundle, "--port", _taken_port()], "cannot listen"),
+    "serve host not this PC": lambda w: (["serve", w.bundle, "--host", "192.0.2.1"], "192.0.2.1"),
+    "serve two bundles one name": lambda w: (["serve", w.bundle, w.bundle], "NAME=BUNDLE"),
+    "serve name bad": lambda w: (["serve", f"a b={w.bundle}"], "must be"),
+    "serve onnxruntime on IR": lambda w: (["serve", w.bundle, "--backend", "onnxruntime"], "onnx"),
     **_fuzzed_run_cases(),
     **_fuzzed_bundle_cases(),
 }
@@ -326,6 +335,16 @@ WITH_MODEL |= {
     "predict huge image": lambda w: (_predict(w, source=w.file("huge.png", png_header(12000, 8000))), "huge.png"),
     "predict truncated image": lambda w: (_predict(w, source=w.file("cut.png", w.image.read_bytes()[:200])), "cut.png"),
 }
+
+
+_HELD: list = []  # sockets kept open for the cases that need a port in use
+
+
+def _taken_port() -> int:
+    import socket
+
+    _HELD.append(socket.create_server(("127.0.0.1", 0)))
+    return _HELD[-1].getsockname()[1]
 
 
 def _run_with(w: World, edit: Callable[[bytes], bytes] | None = None, tensor: bool = False) -> Path:

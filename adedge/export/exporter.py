@@ -11,9 +11,9 @@ from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
 from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
-from adedge.export.repository import LAYOUTS, VERSION, model_name, ovms_config, triton_config
+from adedge.export.repository import LAYOUTS, VERSION, ovms_config, triton_config
 from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
-from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, to_dict
+from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, model_name, to_dict
 from adedge.runtime.bundle import (
     FORMATS,
     INPUT_NAME,

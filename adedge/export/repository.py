@@ -11,29 +11,16 @@ told so explicitly as well; a bf16 bundle asks for bf16.
 """
 
 import json
-import re
 from pathlib import Path
 
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
-from adedge.formats import BundleMetadata
+from adedge.formats import MAX_BATCH, BundleMetadata
 
 LAYOUTS = ("bundle", "triton", "ovms")
 VERSION = "1"  # the version folder a new repository's model is written to
-MAX_BATCH = 8  # the most frames a server's dynamic batcher puts into one call
 BATCH_DELAY_US = 2000  # how long Triton may hold a frame to batch it with others
 TRITON_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime"}
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def model_name(name: str | None, metadata: BundleMetadata) -> str:
-    """NAME, or the category and model the bundle was trained as (e.g. bottle_dfm), checked to be a
-    name both servers accept as a folder and in a URL."""
-    if name is None:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{metadata.trained_on.category}_{metadata.model}").strip("_.-") or metadata.model
-    if not NAME_PATTERN.match(name):
-        raise AdedgeError(f"--name must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {name!r}")
-    return name
 
 
 def _output(name: str, data_type: str, dims: list[int]) -> str:

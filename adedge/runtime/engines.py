@@ -6,6 +6,7 @@ before the graph is compiled.
 """
 
 import os
+import queue
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
@@ -47,6 +48,10 @@ class Engine(Protocol):
         """`requests` requests that run in the background, for throughput mode."""
         ...
 
+    def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the graph by name, as a server returns them; safe from several threads at once."""
+        ...
+
 
 class OpenVINOEngine:
     """OpenVINO on CPU (or another device), with the precision hint the bundle asks for.
@@ -74,6 +79,7 @@ class OpenVINOEngine:
         self.outputs = [self.compiled.output(name) for name in OUTPUTS]
         self.request = self.compiled.create_infer_request()
         self.requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # requests for infer_outputs, one per concurrent caller
 
     def infer(self, batch: np.ndarray) -> Outputs:
         results = self.request.infer({0: batch})
@@ -81,6 +87,17 @@ class OpenVINOEngine:
 
     def async_requests(self) -> list[Request]:
         return [OpenVINORequest(self.compiled.create_infer_request(), self.outputs) for _ in range(self.requests)]
+
+    def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        try:
+            request = self.idle.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            results = request.infer({0: batch})  # copies the outputs out of the request's buffers
+            return {output.get_any_name(): value for output, value in results.items()}
+        finally:
+            self.idle.put(request)
 
 
 def _ov_embedded(model) -> str | None:
@@ -126,6 +143,10 @@ class OnnxRuntimeEngine:
     def infer(self, batch: np.ndarray) -> Outputs:
         scores, maps = self.session.run(list(OUTPUTS), {INPUT_NAME: batch})
         return scores, maps[:, 0]
+
+    def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        names = [output.name for output in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, {INPUT_NAME: batch})))
 
     def async_requests(self) -> list[Request]:
         if self.pool is None:

@@ -1,0 +1,291 @@
+"""`adedge serve`: bundles behind the Open Inference Protocol (KServe v2) over HTTP.
+
+Built on KServe's Python model server library (`kserve`, Apache-2.0, a CNCF project): its data plane
+is the reference implementation of the protocol that Triton and OpenVINO Model Server speak, with the
+binary tensor extension the official clients use, FastAPI routes, protocol errors, Prometheus
+metrics and uvicorn's graceful shutdown. adedge adds only the model (a bundle's graph, run as it is:
+every output comes back, as from Triton or OVMS serving the same repository) and what a line-side
+PC needs in front of it (`Gate`): an API key, a body size limit and version paths.
+"""
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from adedge.data.images import MAX_FRAME_PIXELS
+from adedge.errors import AdedgeError
+from adedge.formats import MAX_BATCH, NAME_PATTERN, model_name
+from adedge.runtime.bundle import INPUT_NAME, Bundle, read_bundle
+from adedge.runtime.engines import create_engine
+
+_argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses the command line when first imported: hide adedge's
+try:
+    from kserve import Model
+    from kserve.errors import InvalidInput, ModelNotFound
+    from kserve.model_repository import ModelRepository
+    from kserve.model_server import app as kserve_app
+    from kserve.protocol.dataplane import DataPlane
+    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+    from kserve.protocol.rest.server import RESTServer
+    from kserve.utils.numpy_codec import from_np_dtype
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+finally:
+    sys.argv = _argv
+
+DEFAULT_HOST = "127.0.0.1"  # this PC only, unless told otherwise
+DEFAULT_PORT = 8000  # Triton's HTTP port: clients written for it need only the host changed
+DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON numbers
+MIN_API_KEY = 16
+VERSION_PATH = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/.*)?$")
+OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes need no key
+
+
+@dataclass(frozen=True)
+class Served:
+    """A bundle and the name and version it is served under."""
+
+    name: str
+    version: str
+    bundle: Bundle
+
+
+def served_bundles(specs: list[str], key: bytes | None = None) -> list[Served]:
+    """Read each BUNDLE or NAME=BUNDLE. A repository version folder (REPO/NAME/2) is served as NAME
+    version 2; any other bundle as CATEGORY_MODEL (e.g. bottle_dfm) version 1 unless named."""
+    served: list[Served] = []
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        bundle = read_bundle(path, key)
+        folder = Path(path).resolve()
+        version = folder.name if folder.name.isdigit() else "1"
+        if not name and folder.name.isdigit() and NAME_PATTERN.match(folder.parent.name):
+            name = folder.parent.name
+        name = model_name(name or None, bundle.metadata, option=f"the name in {spec!r}")
+        if any(s.name == name for s in served):
+            raise AdedgeError(f"two bundles would both be served as {name!r}; name them: NAME=BUNDLE")
+        served.append(Served(name, version, bundle))
+    if not served:
+        raise AdedgeError("name at least one bundle to serve")
+    return served
+
+
+def check_options(api_key: str | None, max_body_mb: float) -> None:
+    if api_key is not None and len(api_key) < MIN_API_KEY:
+        raise AdedgeError(f"--api-key must be at least {MIN_API_KEY} characters, got {len(api_key)}")
+    if not max_body_mb > 0:
+        raise AdedgeError(f"--max-body-mb must be above 0, got {max_body_mb}")
+
+
+class BundleModel(Model):
+    """One bundle as a KServe model: the request's uint8 frames [N, H, W, 3] (any size) go to the
+    graph as they are, and all four outputs come back: pred_score [N] (0..1, NG above 0.5),
+    pred_label [N], anomaly_map and pred_mask [N, 1, h, w]."""
+
+    def __init__(self, served: Served, backend: str, threads: int | None, mode: str) -> None:
+        super().__init__(served.name)
+        self.version, self.metadata = served.version, served.bundle.metadata
+        self.engine = create_engine(served.bundle, backend, "CPU", threads, mode)
+        self.ready = True
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": INPUT_NAME, "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
+
+    def get_output_types(self) -> list[dict]:
+        score, label, anomaly_map, mask = self.metadata.outputs
+        height, width = self.metadata.anomaly_map_size
+        return [
+            {"name": score, "datatype": "FP32", "shape": [-1]},
+            {"name": label, "datatype": "BOOL", "shape": [-1]},
+            {"name": anomaly_map, "datatype": "FP32", "shape": [-1, 1, height, width]},
+            {"name": mask, "datatype": "BOOL", "shape": [-1, 1, height, width]},
+        ]
+
+    def frames(self, request: object) -> np.ndarray:
+        """The request's frames, or InvalidInput (HTTP 400) saying what a valid request holds."""
+        expected = f"model {self.name} takes one input {INPUT_NAME!r}: UINT8 RGB frames [N, H, W, 3], N from 1 to {MAX_BATCH}"
+        if not isinstance(request, InferRequest):
+            raise InvalidInput(f"adedge serves the Open Inference Protocol (v2): POST /v2/models/{self.name}/infer; {expected}")
+        if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
+            raise InvalidInput(f"{expected}; got inputs {[i.name for i in request.inputs]}")
+        tensor = request.inputs[0]
+        shape = [int(v) for v in tensor.shape]
+        if tensor.datatype != "UINT8":
+            raise InvalidInput(f"{expected}; got datatype {tensor.datatype}")
+        if len(shape) != 4 or shape[3] != 3 or not 1 <= shape[0] <= MAX_BATCH or min(shape) < 1:
+            raise InvalidInput(f"{expected}; got shape {shape}")
+        if shape[1] * shape[2] > MAX_FRAME_PIXELS:
+            raise InvalidInput(f"frames of {shape[2]}x{shape[1]} exceed {MAX_FRAME_PIXELS // 1_000_000} megapixels")
+        try:
+            return np.ascontiguousarray(tensor.as_numpy())
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InvalidInput(f"input {INPUT_NAME!r} does not hold shape {shape} of UINT8 values: {exc}") from None
+
+    async def predict(self, payload: InferRequest, headers: dict | None = None) -> InferResponse:
+        frames = self.frames(payload)
+        outputs = await asyncio.get_running_loop().run_in_executor(None, self.engine.infer_outputs, frames)
+        return InferResponse(
+            response_id=payload.id or "",
+            model_name=self.name,
+            model_version=self.version,
+            infer_outputs=[InferOutput(name, list(value.shape), from_np_dtype(value.dtype), data=value) for name, value in outputs.items()],
+            use_binary_outputs=payload.use_binary_outputs,
+            requested_outputs=payload.request_outputs,
+        )
+
+
+class Gate:
+    """ASGI middleware in front of KServe's routes: the API key (health probes stay open), the body
+    size limit (checked before the body is decoded), /versions/V paths for the versions served, and
+    a request without the binary extension's header read as JSON (as Triton does; the official
+    client sends such requests without a content type, which KServe alone refuses)."""
+
+    def __init__(self, app, api_key: str | None, max_body: int, versions: dict[str, str]) -> None:
+        self.app, self.api_key, self.max_body, self.versions = app, api_key, max_body, versions
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
+            return await reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+        match = VERSION_PATH.match(scope["path"])
+        if match:
+            name, version, rest = match.group(1), match.group(2), match.group(3) or ""
+            if name in self.versions and version != self.versions[name]:
+                return await reply(send, 404, f"model {name} has no version {version}; version {self.versions[name]} is served")
+            path = f"/v2/models/{name}{rest}"
+            scope = dict(scope, path=path, raw_path=path.encode())
+        # an oversized body is read to its end and dropped before the 413, so the client, still
+        # sending, gets the answer rather than a reset connection
+        too_big, size, body, more = int(headers.get("content-length") or 0) > self.max_body, 0, [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk, more = message.get("body", b""), message.get("more_body", False)
+            size += len(chunk)
+            too_big = too_big or size > self.max_body
+            if not too_big:
+                body.append(chunk)
+        if too_big:
+            return await reply(send, 413, f"the request body exceeds the server's limit of {self.max_body} bytes (--max-body-mb)")
+        if "inference-header-content-length" not in headers:  # all JSON, whatever (if any) content type it was sent with
+            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"] + [(b"content-type", b"application/json")])
+        return await self.app(scope, _replay(b"".join(body), receive), send)
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
+        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
+
+def _replay(body: bytes, receive):
+    """A receive() that hands the buffered body over once, then waits for the client as before."""
+    sent = False
+
+    async def replayed():
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+async def reply(send, status: int, error: str) -> None:
+    """A protocol error response: the status and {"error": ...}, as KServe, Triton and OVMS send them."""
+    body = json.dumps({"error": error}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class OneLine(logging.Filter):
+    """A request the server refused or failed is logged as one line, not a traceback
+    (ADEDGE_DEBUG=1 keeps tracebacks)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and os.environ.get("ADEDGE_DEBUG") != "1":
+            exc = record.exc_info[1]
+            refused = isinstance(exc, (InvalidInput, ModelNotFound))
+            kind = "bad request" if refused else f"request failed ({type(exc).__name__})"
+            record.msg, record.args, record.exc_info = f"{kind}: {' '.join(str(exc).split())}", (), None
+            if refused:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _configure_logging() -> None:
+    """Warnings and errors of KServe and uvicorn as timestamped lines on stderr; their info chatter off."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name in ("kserve", "uvicorn", "uvicorn.error"):
+        log = logging.getLogger(name)
+        log.handlers, log.propagate = [handler], False
+        log.setLevel(logging.WARNING)
+        log.addFilter(OneLine())
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+
+async def _invalid_body(_, exc: RequestValidationError) -> JSONResponse:
+    """A body that is not an inference request (broken JSON, missing fields): 400 in the protocol's
+    own error format, instead of FastAPI's 422 detail list."""
+    problems = "; ".join(f"{e.get('msg')} at {'/'.join(map(str, e.get('loc', ())))}" for e in exc.errors()[:3])
+    return JSONResponse(status_code=400, content={"error": f"not an inference request: {problems}"})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the models load, so a taken port is one clear line."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except (OSError, OverflowError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise AdedgeError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def serve(
+    served: list[Served],
+    sock: socket.socket,
+    api_key: str | None = None,
+    max_body_mb: float = DEFAULT_MAX_BODY_MB,
+    backend: str = "openvino",
+    threads: int | None = None,
+    mode: str = "throughput",
+    on_ready=None,
+) -> None:
+    """Serve the bundles on SOCK until SIGTERM or Ctrl-C; requests in flight finish first.
+    ON_READY(models) is called once they are compiled, just before requests are taken."""
+    check_options(api_key, max_body_mb)
+    _configure_logging()
+    models = [BundleModel(s, backend, threads, mode) for s in served]
+    registry = ModelRepository()
+    for model in models:
+        model.enable_latency_logging = False
+        registry.update(model)
+    server = RESTServer("kserve.model_server:app", DataPlane(registry), ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
+    kserve_app.add_exception_handler(RequestValidationError, _invalid_body)
+    kserve_app.add_middleware(Gate, api_key=api_key, max_body=int(max_body_mb * 2**20), versions={m.name: m.version for m in models})
+    if on_ready is not None:
+        on_ready(models)
+    # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler it
+    # found: make that one a no-op, so the stop ends in a normal return, not a kill
+    previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,0 +1,186 @@
+"""`adedge serve` through the official Triton client: the same scores as `adedge predict`, protocol
+errors for bad requests (and the server keeps serving), the API key, versions, clean SIGTERM."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as triton
+from tritonclient.utils import InferenceServerException
+
+from adedge.data.images import load_image
+from adedge.runtime import Model
+
+API_KEY = "k" * 24
+
+
+class Server:
+    """`adedge serve ARGS` in its own process on a free port; stop() sends SIGTERM."""
+
+    def __init__(self, *args, env: dict | None = None) -> None:
+        code = "import sys; from adedge.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", *map(str, args), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self.models: dict[str, str] = {}  # name: version, as the server announced them
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if served := re.match(r"serving (\S+) version (\S+) ", line):
+                self.models[served.group(1)] = served.group(2)
+            if match := re.match(r"listening on http://([\d.]+:\d+)", line):
+                self.address = match.group(1)
+                break
+        else:
+            raise AssertionError(f"the server did not start: {self.process.stderr.read()}")
+
+    def client(self) -> triton.InferenceServerClient:
+        return triton.InferenceServerClient(self.address, network_timeout=120)
+
+    def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(f"http://{self.address}{path}", data=body, headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def stop(self) -> tuple[int, str, str]:
+        self.process.send_signal(signal.SIGTERM)
+        out, err = self.process.communicate(timeout=60)
+        return self.process.returncode, "".join(self.lines) + out, err
+
+
+def _frames_input(frames: np.ndarray, binary: bool = True) -> triton.InferInput:
+    tensor = triton.InferInput("image", list(frames.shape), "UINT8")
+    tensor.set_data_from_numpy(frames, binary_data=binary)
+    return tensor
+
+
+@pytest.fixture(scope="module")
+def served(small_model, synthetic, tmp_path_factory):
+    """One server with the small bundle twice: as itself (version 1) and as a repository's version 3."""
+    _, bundle = small_model
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(bundle, repo / "line2" / "3")
+    server = Server(bundle, repo / "line2" / "3")
+    assert server.models == {"plate_dfm": "1", "line2": "3"}  # CATEGORY_MODEL, and the repository's name and version
+    yield server, bundle, synthetic
+    code, _, err = server.stop()
+    assert code == 0 and "Traceback" not in err, err  # every bad request above was one log line
+    assert "WARNING bad request" in err
+
+
+def _images(synthetic: Path) -> list[np.ndarray]:
+    paths = sorted((synthetic / "test").rglob("*.png"))
+    paths = [p for p in paths if "ground_truth" not in p.parts]
+    images = [load_image(p) for p in paths[:: max(1, len(paths) // 4)][:4]]
+    return images + [np.ascontiguousarray(images[0][:45, :71])]  # and a frame of an odd size
+
+
+def test_triton_client_gets_the_scores_of_predict(served):
+    server, bundle, synthetic = served
+    client = server.client()
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("plate_dfm") and client.is_model_ready("line2")
+    images = _images(synthetic)
+    reference = Model.load(bundle).predict_batch(images)
+    for image, expected in zip(images, reference):
+        for name in ("plate_dfm", "line2"):
+            result = client.infer(name, [_frames_input(image[None])])
+            assert abs(float(result.as_numpy("pred_score")[0]) - expected.score) < 1e-5
+            assert bool(result.as_numpy("pred_label")[0]) == expected.anomalous
+            assert result.as_numpy("anomaly_map").shape == (1, 1, *Model.load(bundle).input_size)
+    # a batch of frames of one size gives each frame its own score (as JSON too)
+    same = np.stack([images[0], images[1], images[0]])
+    result = client.infer("plate_dfm", [_frames_input(same, binary=False)], outputs=[triton.InferRequestedOutput("pred_score", binary_data=False)])
+    assert np.allclose(result.as_numpy("pred_score"), [reference[0].score, reference[1].score, reference[0].score], atol=1e-5)
+
+
+def test_metadata_names_the_graphs_outputs_and_versions(served):
+    server, bundle, _ = served
+    client = server.client()
+    metadata = client.get_model_metadata("plate_dfm")
+    assert [o["name"] for o in metadata["outputs"]] == ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
+    assert metadata["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, -1, -1, 3]}]
+    image = _images(served[2])[0][None]
+    assert client.infer("line2", [_frames_input(image)], model_version="3").get_response()["model_version"] == "3"
+    with pytest.raises(InferenceServerException, match="no version 1"):
+        client.infer("line2", [_frames_input(image)], model_version="1")
+
+
+BAD_BODIES = {
+    "broken JSON": (b"{", 400, "not an inference request"),
+    "no inputs": (b'{"inputs": []}', 400, "takes one input"),
+    "float frames": (b'{"inputs": [{"name": "image", "shape": [1,1,1,3], "datatype": "FP32", "data": [1,2,3]}]}', 400, "FP32"),
+    "grey frames": (b'{"inputs": [{"name": "image", "shape": [1,2,2], "datatype": "UINT8", "data": [1,2,3,4]}]}', 400, "shape"),
+    "too few values": (b'{"inputs": [{"name": "image", "shape": [1,2,2,3], "datatype": "UINT8", "data": [1,2,3]}]}', 400, "does not hold"),
+    "value over 255": (b'{"inputs": [{"name": "image", "shape": [1,1,1,3], "datatype": "UINT8", "data": [1,2,300]}]}', 400, "does not hold"),
+    "nine frames": (b'{"inputs": [{"name": "image", "shape": [9,1,1,3], "datatype": "UINT8", "data": [' + b",".join([b"1"] * 27) + b"]}]}", 400, "N from 1 to 8"),
+    "wrong input name": (b'{"inputs": [{"name": "x", "shape": [1,1,1,3], "datatype": "UINT8", "data": [1,2,3]}]}', 400, "takes one input"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_bad_requests_get_protocol_errors(served, case):
+    server, _, _ = served
+    body, status, expected = BAD_BODIES[case]
+    code, reply = server.post("/v2/models/plate_dfm/infer", body)
+    assert (code, expected in reply["error"]) == (status, True), reply
+
+
+def test_the_server_refuses_unknown_models_and_oversized_bodies_and_keeps_serving(served):
+    server, _, synthetic = served
+    code, reply = server.post("/v2/models/nope/infer", BAD_BODIES["float frames"][0].replace(b"FP32", b"UINT8"))
+    assert code == 404 and "nope" in reply["error"]
+    code, reply = server.post("/v2/models/plate_dfm/infer", b" " * (64 * 2**20 + 1))
+    assert code == 413 and "--max-body-mb" in reply["error"]
+    client = server.client()
+    with pytest.raises(InferenceServerException, match="UINT8"):
+        client.infer("plate_dfm", [triton.InferInput("image", [1, 4, 4, 3], "FP32").set_data_from_numpy(np.zeros((1, 4, 4, 3), np.float32))])
+    image = _images(synthetic)[0][None]
+    assert client.infer("plate_dfm", [_frames_input(image)]).as_numpy("pred_score").shape == (1,)
+
+
+def test_api_key_guards_everything_but_health(small_model):
+    _, bundle = small_model
+    server = Server(bundle, env={"ADEDGE_API_KEY": API_KEY})
+    try:
+        client = server.client()
+        assert client.is_server_live()  # probes stay open
+        with pytest.raises(InferenceServerException, match="API key"):
+            client.get_model_metadata("plate_dfm")
+        with pytest.raises(InferenceServerException, match="API key"):
+            client.get_model_metadata("plate_dfm", headers={"Authorization": "Bearer " + "x" * 24})
+        assert client.get_model_metadata("plate_dfm", headers={"Authorization": f"Bearer {API_KEY}"})["name"] == "plate_dfm"
+        assert client.get_model_metadata("plate_dfm", headers={"x-api-key": API_KEY})["name"] == "plate_dfm"
+    finally:
+        code, out, err = server.stop()
+    assert "API key required" in out and code == 0
+
+
+def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(served, small_model):
+    _, bundle = small_model
+    server = Server(bundle)
+    image = _images(served[2])[0]
+    big = np.ascontiguousarray(np.tile(image, (8, 8, 1))[None].repeat(8, axis=0))  # slow enough to be in flight
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(server.client().infer("plate_dfm", [_frames_input(big)])))
+    thread.start()
+    threading.Event().wait(0.5)
+    code, out, err = server.stop()
+    thread.join(60)
+    assert code == 0 and "stopped" in out, err
+    assert "Traceback" not in err, err
+    assert results and results[0].as_numpy("pred_score").shape == (8,)
