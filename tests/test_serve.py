@@ -140,6 +140,23 @@ def test_bad_requests_get_protocol_errors(served, case):
     assert (code, expected in reply["error"]) == (status, True), reply
 
 
+_HEADER = b'{"inputs": [{"name": "image", "shape": [1,2,2,3], "datatype": "UINT8", "parameters": {"binary_data_size": 12}}]}'
+BAD_BINARY = {  # the binary extension: a JSON header of Inference-Header-Content-Length bytes, then the tensors
+    "header length past the body": (_HEADER + bytes(12), len(_HEADER) + 13, "does not fit"),
+    "tensor past the body": (_HEADER + bytes(5), len(_HEADER), "claims 12 bytes"),
+    "header not JSON": (b"[[[" + bytes(12), 3, "not an inference request"),
+    "tensor shorter than its shape": (_HEADER.replace(b"12}", b"6}") + bytes(6), len(_HEADER) - 1, "does not hold"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BINARY))
+def test_bad_binary_requests_get_protocol_errors(served, case):
+    server, _, _ = served
+    body, header_length, expected = BAD_BINARY[case]
+    code, reply = server.post("/v2/models/plate_dfm/infer", body, {"Inference-Header-Content-Length": str(header_length), "Content-Type": "application/octet-stream"})
+    assert (code, expected in reply["error"]) == (400, True), reply
+
+
 def test_the_server_refuses_unknown_models_and_oversized_bodies_and_keeps_serving(served):
     server, _, synthetic = served
     code, reply = server.post("/v2/models/nope/infer", BAD_BODIES["float frames"][0].replace(b"FP32", b"UINT8"))

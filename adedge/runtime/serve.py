@@ -36,7 +36,7 @@ try:
     from kserve.model_repository import ModelRepository
     from kserve.model_server import app as kserve_app
     from kserve.protocol.dataplane import DataPlane
-    from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+    from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
     from kserve.utils.numpy_codec import from_np_dtype
@@ -144,6 +144,41 @@ class BundleModel(Model):
             use_binary_outputs=payload.use_binary_outputs,
             requested_outputs=payload.request_outputs,
         )
+
+
+class BinaryDataPlane(DataPlane):
+    """KServe's data plane, except that a tensor sent in binary (the protocol's binary extension,
+    which the official clients use) stays bytes until the model reads it: KServe 0.21 decodes each
+    one into a Python list of numbers first, about 2 s for one 900x900 frame on a 2-core PC."""
+
+    def decode_inference_request(self, body, headers: dict, model_name: str) -> InferRequest:
+        length = headers.get("inference-header-content-length")
+        if not isinstance(body, bytes) or length is None:
+            return super().decode_inference_request(body, headers, model_name)
+        return binary_request(body, length, model_name)
+
+
+def binary_request(body: bytes, header_length: str, model_name: str) -> InferRequest:
+    """The InferRequest of a binary-extension body: a JSON header of HEADER_LENGTH bytes, then each
+    binary input's bytes in order (binary_data_size of them)."""
+    try:
+        offset = int(header_length)
+        if not 0 < offset <= len(body):
+            raise ValueError(f"Inference-Header-Content-Length {offset} does not fit the {len(body)}-byte body")
+        header = json.loads(body[:offset])
+        inputs, raw = [], []
+        for spec in header["inputs"]:
+            parameters = spec.get("parameters") or {}
+            inputs.append(InferInput(spec["name"], spec["shape"], spec["datatype"], data=spec.get("data"), parameters=parameters))
+            size = parameters.get("binary_data_size")
+            if size is not None and not 0 <= int(size) <= len(body) - offset:
+                raise ValueError(f"input {spec['name']!r} claims {size} bytes; the body holds {len(body) - offset} more")
+            raw.append(None if size is None else body[offset : offset + int(size)])
+            offset += int(size or 0)
+        outputs = [RequestedOutput(o["name"], o.get("parameters")) for o in header.get("outputs") or []] or None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInput(f"not an inference request: {type(exc).__name__}: {exc}") from None
+    return InferRequest(model_name, inputs, header.get("id"), raw_inputs=raw, parameters=header.get("parameters"), request_outputs=outputs)
 
 
 class Gate:
@@ -276,7 +311,7 @@ def serve(
     for model in models:
         model.enable_latency_logging = False
         registry.update(model)
-    server = RESTServer("kserve.model_server:app", DataPlane(registry), ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
+    server = RESTServer("kserve.model_server:app", BinaryDataPlane(registry), ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
     kserve_app.add_exception_handler(RequestValidationError, _invalid_body)
     kserve_app.add_middleware(Gate, api_key=api_key, max_body=int(max_body_mb * 2**20), versions={m.name: m.version for m in models})
     if on_ready is not None:
