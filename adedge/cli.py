@@ -163,7 +163,7 @@ def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", t
     return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, warn=warn)
 
 
-MQTT_HELP = "Also publish each verdict (its JSON line) to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, QoS 1; queued on disk while the broker is down."
+MQTT_HELP = "Also publish each verdict as JSON to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, QoS 1; queued on disk while the broker is down."
 WEBHOOK_HELP = "Also POST each verdict as JSON to this http(s) URL, retried with back-off; queued on disk while it fails."
 OUTBOX_HELP = "Folder of the on-disk queues of --mqtt and --webhook (default: ~/.local/state/adedge/outbox)."
 
@@ -321,6 +321,9 @@ def serve(
     mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse bundles unless signed with this key."),
+    mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
+    webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
+    outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
     try:
@@ -328,6 +331,7 @@ def serve(
     except ModuleNotFoundError as exc:
         raise AdedgeError(f"adedge serve needs the serve extra ({exc.name} is missing): pip install 'adedge[serve]'") from None
     from adedge.runtime.bundle import read_key
+    from adedge.runtime.delivery import open_forwarders
 
     server.check_options(api_key, max_body_mb)
     served = server.served_bundles(bundles, read_key(key) if key else None)
@@ -344,7 +348,11 @@ def serve(
             err_console.print(f"[yellow]warning:[/] {host} without --api-key: anyone who can reach this PC can use the models")
         sys.stdout.flush()
 
-    server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready)
+    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
+    try:
+        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders)
+    finally:
+        _close_forwarders(forwarders)
     out_console.print("stopped")
 
 

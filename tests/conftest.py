@@ -84,3 +84,17 @@ def small_model(synthetic, tmp_path_factory) -> tuple[Path, Path]:
     train(TrainConfig(synthetic, folder / "run", image_size=64, settings={"pool": 2}))
     export_bundle(folder / "run", folder / "bundle")
     return folder / "run", folder / "bundle"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto broker on a free port (skips where Debian's mosquitto is not installed)."""
+    from line_peers import MOSQUITTO, Broker
+
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto is not installed (CI installs Debian's: apt-get install mosquitto)")
+    broker = Broker(tmp_path)
+    broker.start()
+    yield broker
+    if broker.process.poll() is None:
+        broker.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tritonclient.http as triton
+from line_peers import Endpoint
 from tritonclient.utils import InferenceServerException
 
 from adedge.data.images import load_image
@@ -201,3 +202,22 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(served, small_
     assert code == 0 and "stopped" in out, err
     assert "Traceback" not in err, err
     assert results and results[0].as_numpy("pred_score").shape == (8,)
+
+
+def test_serve_sends_each_served_verdict_to_the_webhook(small_model, synthetic, tmp_path):
+    _, bundle = small_model
+    endpoint = Endpoint()
+    server = Server(bundle, "--webhook", endpoint.url, "--outbox", tmp_path / "outbox")
+    images = _images(synthetic)
+    try:
+        client = server.client()
+        single = client.infer("plate_dfm", [_frames_input(images[0][None])]).as_numpy("pred_score")
+        pair = client.infer("plate_dfm", [_frames_input(np.stack(images[1:3]))]).as_numpy("pred_score")
+        received = endpoint.wait_for(3)
+    finally:
+        code, _, err = server.stop()
+        endpoint.server.shutdown()
+    assert code == 0 and "webhook: 3 verdicts delivered" in err, err
+    assert received == [0, 1, 2] and {b["model"] for b in endpoint.bodies} == {"plate_dfm"}
+    assert np.allclose([b["score"] for b in endpoint.bodies], [*single, *pair], atol=1e-6)
+    assert len({b["run"] for b in endpoint.bodies}) == 1

@@ -10,6 +10,8 @@ PC needs in front of it (`Gate`): an API key, a body size limit and version path
 
 import asyncio
 import hmac
+import itertools
+import math
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ import socket
 import sys
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +30,9 @@ from adedge.data.images import MAX_FRAME_PIXELS
 from adedge.errors import AdedgeError
 from adedge.formats import MAX_BATCH, NAME_PATTERN, model_name
 from adedge.runtime.bundle import INPUT_NAME, Bundle, read_bundle
+from adedge.runtime.delivery import Forwarder
 from adedge.runtime.engines import create_engine
+from adedge.runtime.sinks import new_run_id
 
 _argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses the command line when first imported: hide adedge's
 try:
@@ -94,9 +99,9 @@ class BundleModel(Model):
     graph as they are, and all four outputs come back: pred_score [N] (0..1, NG above 0.5),
     pred_label [N], anomaly_map and pred_mask [N, 1, h, w]."""
 
-    def __init__(self, served: Served, backend: str, threads: int | None, mode: str) -> None:
+    def __init__(self, served: Served, backend: str, threads: int | None, mode: str, publish: "Publisher | None" = None) -> None:
         super().__init__(served.name)
-        self.version, self.metadata = served.version, served.bundle.metadata
+        self.version, self.metadata, self.publish = served.version, served.bundle.metadata, publish
         self.engine = create_engine(served.bundle, backend, "CPU", threads, mode)
         self.ready = True
 
@@ -133,9 +138,16 @@ class BundleModel(Model):
         except (ValueError, TypeError, OverflowError) as exc:
             raise InvalidInput(f"input {INPUT_NAME!r} does not hold shape {shape} of UINT8 values: {exc}") from None
 
+    def _infer(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = self.engine.infer_outputs(frames)
+        if self.publish is not None:
+            score, label = self.metadata.outputs[:2]
+            self.publish(self, outputs[score], outputs[label])
+        return outputs
+
     async def predict(self, payload: InferRequest, headers: dict | None = None) -> InferResponse:
         frames = self.frames(payload)
-        outputs = await asyncio.get_running_loop().run_in_executor(None, self.engine.infer_outputs, frames)
+        outputs = await asyncio.get_running_loop().run_in_executor(None, self._infer, frames)
         return InferResponse(
             response_id=payload.id or "",
             model_name=self.name,
@@ -144,6 +156,23 @@ class BundleModel(Model):
             use_binary_outputs=payload.use_binary_outputs,
             requested_outputs=payload.request_outputs,
         )
+
+
+class Publisher:
+    """Each served frame's verdict to the line sinks (MQTT, webhook), numbered like a stream's:
+    (run, frame) is unique, `run` naming this server's start."""
+
+    def __init__(self, forwarders: list[Forwarder]) -> None:
+        self.forwarders, self.run, self.frames = forwarders, new_run_id(), itertools.count()
+
+    def __call__(self, model: BundleModel, scores: np.ndarray, labels: np.ndarray) -> None:
+        time = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        for score, label in zip(scores.tolist(), labels.tolist()):
+            finite = math.isfinite(score)
+            record = {"run": self.run, "time": time, "frame": next(self.frames), "model": model.name, "version": model.version,
+                      "score": round(score, 6) if finite else None, "label": "NG" if label or not finite else "OK"}
+            for forwarder in self.forwarders:
+                forwarder.put(record)
 
 
 class BinaryDataPlane(DataPlane):
@@ -301,12 +330,15 @@ def serve(
     threads: int | None = None,
     mode: str = "throughput",
     on_ready=None,
+    forwarders: list[Forwarder] = (),
 ) -> None:
     """Serve the bundles on SOCK until SIGTERM or Ctrl-C; requests in flight finish first.
-    ON_READY(models) is called once they are compiled, just before requests are taken."""
+    ON_READY(models) is called once they are compiled, just before requests are taken; each
+    served frame's verdict goes to FORWARDERS."""
     check_options(api_key, max_body_mb)
     _configure_logging()
-    models = [BundleModel(s, backend, threads, mode) for s in served]
+    publish = Publisher(list(forwarders)) if forwarders else None
+    models = [BundleModel(s, backend, threads, mode, publish) for s in served]
     registry = ModelRepository()
     for model in models:
         model.enable_latency_logging = False

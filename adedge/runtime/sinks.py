@@ -22,6 +22,11 @@ OVERLAYS = ("ng", "all", "none")  # which frames get an overlay PNG
 LINES_FILE, SUMMARY_FILE = "predictions.jsonl", "summary.json"
 
 
+def new_run_id() -> str:
+    """A run's id: its UTC start time and a random part, which numbers its frames apart from any other run's."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
 class StreamWriter:
     """JSON lines to ECHO (e.g. stdout) and, with OUT, appended to OUT/predictions.jsonl (a restarted
     stream adds to it) beside the overlays and, at the end, OUT/summary.json."""
@@ -30,7 +35,7 @@ class StreamWriter:
         if overlays not in OVERLAYS:
             raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
         self.out, self.overlays, self.echo = out, overlays if out is not None else "none", echo
-        self.run = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+        self.run = new_run_id()
         self.lines = None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
