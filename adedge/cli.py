@@ -255,7 +255,7 @@ def predict(
     figures = summary.as_dict()
     err_console.print(
         f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
-        f"{figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; {figures['fps']} frames/s", highlight=False
+        f"{figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; {figures['fps']} frames/s", highlight=False, soft_wrap=True
     )
     if summary.failed:
         raise AdedgeError(f"{summary.failed} of {figures['frames']} frames could not be inspected (see above)")
