@@ -316,6 +316,7 @@ def serve(
     bundles: list[str] = typer.Argument(..., metavar="BUNDLE...", help="Bundle folders, each as BUNDLE or NAME=BUNDLE (a repository's NAME/VERSION folder keeps its name and version)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on: 127.0.0.1 is this PC only; 0.0.0.0 every network."),
     port: int = typer.Option(8000, help="HTTP port (0: any free port, printed at start)."),
+    grpc_port: int | None = typer.Option(None, help="Also serve gRPC on this port of --host (Triton's is 8001; 0: any free port)."),
     api_key: str | None = typer.Option(None, envvar="ADEDGE_API_KEY", help="Require this key (16+ characters) as 'Authorization: Bearer KEY' or 'x-api-key'; better set as ADEDGE_API_KEY, which ps does not show."),
     max_body_mb: float = typer.Option(64.0, help="Largest request body accepted (MiB); larger ones get HTTP 413."),
     mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
@@ -338,19 +339,20 @@ def serve(
     sock = server.listen(host, port)
     address = f"http://{host}:{sock.getsockname()[1]}"
 
-    def ready(models) -> None:
+    def ready(models, grpc_bound: int | None) -> None:
         for model in models:
             m = model.metadata
             out_console.print(f"serving {model.name} version {model.version} ({m.model}, {m.format} {m.precision}): {address}/v2/models/{model.name}/infer", highlight=False, soft_wrap=True)
         guard = "API key required" if api_key else "no API key"
-        out_console.print(f"listening on {address} (Open Inference Protocol v2; {guard}); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)
+        grpc_line = f" and gRPC on {host}:{grpc_bound}" if grpc_bound else ""
+        out_console.print(f"listening on {address}{grpc_line} (Open Inference Protocol v2; {guard}); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)
         if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
             err_console.print(f"[yellow]warning:[/] {host} without --api-key: anyone who can reach this PC can use the models")
         sys.stdout.flush()
 
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
     try:
-        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders)
+        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port)
     finally:
         _close_forwarders(forwarders)
     out_console.print("stopped")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton
 from line_peers import Endpoint
 from tritonclient.utils import InferenceServerException
@@ -31,7 +32,7 @@ class Server:
     def __init__(self, *args, env: dict | None = None) -> None:
         code = "import sys; from adedge.cli import main; sys.exit(main(sys.argv[1:]))"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", *map(str, args), "--port", "0"],
+            [sys.executable, "-c", code, "serve", *map(str, args), "--port", "0", "--grpc-port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
@@ -40,14 +41,17 @@ class Server:
             self.lines.append(line)
             if served := re.match(r"serving (\S+) version (\S+) ", line):
                 self.models[served.group(1)] = served.group(2)
-            if match := re.match(r"listening on http://([\d.]+:\d+)", line):
-                self.address = match.group(1)
+            if match := re.match(r"listening on http://([\d.]+:\d+) and gRPC on ([\d.]+:\d+)", line):
+                self.address, self.grpc_address = match.group(1), match.group(2)
                 break
         else:
             raise AssertionError(f"the server did not start: {self.process.stderr.read()}")
 
     def client(self) -> triton.InferenceServerClient:
         return triton.InferenceServerClient(self.address, network_timeout=120)
+
+    def grpc_client(self) -> triton_grpc.InferenceServerClient:
+        return triton_grpc.InferenceServerClient(self.grpc_address)
 
     def post(self, path: str, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
         request = urllib.request.Request(f"http://{self.address}{path}", data=body, headers={"Content-Type": "application/json", **(headers or {})})
@@ -107,6 +111,26 @@ def test_triton_client_gets_the_scores_of_predict(served):
     same = np.stack([images[0], images[1], images[0]])
     result = client.infer("plate_dfm", [_frames_input(same, binary=False)], outputs=[triton.InferRequestedOutput("pred_score", binary_data=False)])
     assert np.allclose(result.as_numpy("pred_score"), [reference[0].score, reference[1].score, reference[0].score], atol=1e-5)
+
+
+def test_grpc_gets_the_same_scores_and_errors(served):
+    server, bundle, synthetic = served
+    client = server.grpc_client()
+    assert client.is_server_live() and client.is_model_ready("line2")
+    images = _images(synthetic)
+    reference = Model.load(bundle).predict_batch(images[:2])
+    for image, expected in zip(images, reference):
+        tensor = triton_grpc.InferInput("image", [1, *image.shape], "UINT8").set_data_from_numpy(image[None])
+        result = client.infer("plate_dfm", [tensor])
+        assert abs(float(result.as_numpy("pred_score")[0]) - expected.score) < 1e-5
+        assert client.infer("line2", [tensor], model_version="3").as_numpy("pred_label")[0] == expected.anomalous
+    with pytest.raises(InferenceServerException, match="NOT_FOUND"):
+        client.infer("line2", [tensor], model_version="1")
+    floats = triton_grpc.InferInput("image", [1, 4, 4, 3], "FP32").set_data_from_numpy(np.zeros((1, 4, 4, 3), np.float32))
+    with pytest.raises(InferenceServerException, match="INVALID_ARGUMENT.*FP32"):
+        client.infer("plate_dfm", [floats])
+    with pytest.raises(InferenceServerException, match="NOT_FOUND"):
+        client.infer("nope", [tensor])
 
 
 def test_metadata_names_the_graphs_outputs_and_versions(served):
@@ -183,6 +207,11 @@ def test_api_key_guards_everything_but_health(small_model):
             client.get_model_metadata("plate_dfm", headers={"Authorization": "Bearer " + "x" * 24})
         assert client.get_model_metadata("plate_dfm", headers={"Authorization": f"Bearer {API_KEY}"})["name"] == "plate_dfm"
         assert client.get_model_metadata("plate_dfm", headers={"x-api-key": API_KEY})["name"] == "plate_dfm"
+        grpc_client = server.grpc_client()
+        assert grpc_client.is_server_live()
+        with pytest.raises(InferenceServerException, match="UNAUTHENTICATED"):
+            grpc_client.get_model_metadata("plate_dfm")
+        assert grpc_client.get_model_metadata("plate_dfm", headers={"authorization": f"Bearer {API_KEY}"}).name == "plate_dfm"
     finally:
         code, out, err = server.stop()
     assert "API key required" in out and code == 0

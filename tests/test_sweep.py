@@ -321,6 +321,7 @@ WITH_MODEL: dict[str, Case] = {
     "bench iterations 0": lambda w: (["bench", w.bundle, "--iterations", 0], "--iterations"),
     "bench onnxruntime on IR": lambda w: (["bench", w.bundle, "--backend", "onnxruntime"], "onnx"),
     "serve port taken": lambda w: (["serve", w.bundle, "--port", _taken_port()], "cannot listen"),
+    "serve grpc port taken": lambda w: (["serve", w.bundle, "--port", 0, "--grpc-port", _taken_port()], "cannot listen for gRPC"),
     "serve host not this PC": lambda w: (["serve", w.bundle, "--host", "192.0.2.1"], "192.0.2.1"),
     "serve two bundles one name": lambda w: (["serve", w.bundle, w.bundle], "NAME=BUNDLE"),
     "serve name bad": lambda w: (["serve", f"a b={w.bundle}"], "must be"),

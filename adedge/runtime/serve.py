@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import grpc
 import numpy as np
+import uvicorn
 
 from adedge.data.images import MAX_FRAME_PIXELS
 from adedge.errors import AdedgeError
@@ -43,6 +45,9 @@ try:
     from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
+    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+    from kserve.protocol.grpc.servicer import InferenceServicer
     from kserve.protocol.rest.server import RESTServer
     from kserve.utils.numpy_codec import from_np_dtype
     from fastapi.exceptions import RequestValidationError
@@ -146,16 +151,25 @@ class BundleModel(Model):
         return outputs
 
     async def predict(self, payload: InferRequest, headers: dict | None = None) -> InferResponse:
+        if getattr(payload, "model_version", None) and payload.model_version != self.version:  # gRPC's version field
+            raise ModelNotFound(f"{self.name} version {payload.model_version}")
         frames = self.frames(payload)
         outputs = await asyncio.get_running_loop().run_in_executor(None, self._infer, frames)
         return InferResponse(
             response_id=payload.id or "",
             model_name=self.name,
             model_version=self.version,
-            infer_outputs=[InferOutput(name, list(value.shape), from_np_dtype(value.dtype), data=value) for name, value in outputs.items()],
+            infer_outputs=[_output(name, value) for name, value in outputs.items()],
             use_binary_outputs=payload.use_binary_outputs,
             requested_outputs=payload.request_outputs,
         )
+
+
+def _output(name: str, value: np.ndarray) -> InferOutput:
+    """An output held as bytes: the encoders turn it into JSON numbers only where a REST client asks."""
+    output = InferOutput(name, list(value.shape), from_np_dtype(value.dtype))
+    output.set_data_from_numpy(value, binary_data=True)
+    return output
 
 
 class Publisher:
@@ -223,7 +237,7 @@ class Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.api_key and scope["path"] not in OPEN_PATHS and not self._authorised(headers):
+        if self.api_key and scope["path"] not in OPEN_PATHS and not _key_matches(headers, self.api_key):
             return await reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
         match = VERSION_PATH.match(scope["path"])
         if match:
@@ -250,9 +264,47 @@ class Gate:
             scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"] + [(b"content-type", b"application/json")])
         return await self.app(scope, _replay(b"".join(body), receive), send)
 
-    def _authorised(self, headers: dict[str, str]) -> bool:
-        given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
+
+class GrpcApiKey(grpc.aio.ServerInterceptor):
+    """The API key on gRPC, as metadata `authorization: Bearer KEY` or `x-api-key: KEY`; the
+    health RPCs stay open, as on HTTP."""
+
+    OPEN = ("/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady")
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+
+    async def intercept_service(self, continuation, details):
+        headers = {key.lower(): value for key, value in details.invocation_metadata or ()}
+        if details.method in self.OPEN or _key_matches(headers, self.api_key):
+            return await continuation(details)
+        return grpc.unary_unary_rpc_method_handler(_refuse)
+
+
+async def _refuse(request, context) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key: send 'authorization: Bearer KEY' or 'x-api-key: KEY'")
+
+
+def _key_matches(headers: dict[str, str], api_key: str) -> bool:
+    given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(given.encode(), api_key.encode())
+
+
+def grpc_server(dataplane: DataPlane, registry: ModelRepository, host: str, port: int, api_key: str | None, max_body: int):
+    """KServe's gRPC servicer on HOST:PORT only (KServe's own gRPC server binds every interface),
+    with its status mapping, the API key and the body limit."""
+    interceptors = [ExceptionToStatusInterceptor()] + ([GrpcApiKey(api_key)] if api_key else [])
+    server = grpc.aio.server(interceptors=interceptors, options=[("grpc.max_receive_message_length", max_body), ("grpc.max_send_message_length", 2**31 - 1)])
+    add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane, ModelRepositoryExtension(registry)), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise AdedgeError(f"cannot listen for gRPC on {address} (in use, or not an address of this PC)")
+    return server, bound
 
 
 def _replay(body: bytes, receive):
@@ -331,28 +383,47 @@ def serve(
     mode: str = "throughput",
     on_ready=None,
     forwarders: list[Forwarder] = (),
+    grpc_port: int | None = None,
 ) -> None:
-    """Serve the bundles on SOCK until SIGTERM or Ctrl-C; requests in flight finish first.
-    ON_READY(models) is called once they are compiled, just before requests are taken; each
-    served frame's verdict goes to FORWARDERS."""
+    """Serve the bundles over HTTP on SOCK (and gRPC on GRPC_PORT of the same host) until SIGTERM
+    or Ctrl-C; requests in flight finish first. ON_READY(models, grpc port) is called once they are
+    compiled, just before requests are taken; each served frame's verdict goes to FORWARDERS."""
     check_options(api_key, max_body_mb)
     _configure_logging()
+    max_body = int(max_body_mb * 2**20)
     publish = Publisher(list(forwarders)) if forwarders else None
     models = [BundleModel(s, backend, threads, mode, publish) for s in served]
     registry = ModelRepository()
     for model in models:
         model.enable_latency_logging = False
         registry.update(model)
-    server = RESTServer("kserve.model_server:app", BinaryDataPlane(registry), ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
+    dataplane = BinaryDataPlane(registry)
+    rest = RESTServer("kserve.model_server:app", dataplane, ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
     kserve_app.add_exception_handler(RequestValidationError, _invalid_body)
-    kserve_app.add_middleware(Gate, api_key=api_key, max_body=int(max_body_mb * 2**20), versions={m.name: m.version for m in models})
-    if on_ready is not None:
-        on_ready(models)
+    kserve_app.add_middleware(Gate, api_key=api_key, max_body=max_body, versions={m.name: m.version for m in models})
+    host = sock.getsockname()[0]
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler it
     # found: make that one a no-op, so the stop ends in a normal return, not a kill
     previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run(sockets=[sock])
+        asyncio.run(_run(rest, sock, dataplane, registry, host, grpc_port, api_key, max_body, models, on_ready))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+async def _run(rest: RESTServer, sock: socket.socket, dataplane: DataPlane, registry: ModelRepository, host: str,
+               grpc_port: int | None, api_key: str | None, max_body: int, models: list[BundleModel], on_ready) -> None:
+    """HTTP (uvicorn) and, if asked, gRPC in one event loop; gRPC stops when uvicorn has."""
+    grpc_running, bound = None, None
+    if grpc_port is not None:
+        grpc_running, bound = grpc_server(dataplane, registry, host, grpc_port, api_key, max_body)
+        await grpc_running.start()
+    rest.create_application()
+    if on_ready is not None:
+        on_ready(models, bound)
+    try:
+        await uvicorn.Server(rest.config).serve(sockets=[sock])
+    finally:
+        if grpc_running is not None:
+            await grpc_running.stop(grace=10)
