@@ -1,4 +1,4 @@
-"""`adedge serve`: bundles behind the Open Inference Protocol (KServe v2) over HTTP.
+"""`adedge serve`: bundles behind the Open Inference Protocol (KServe v2) over HTTP and gRPC.
 
 Built on KServe's Python model server library (`kserve`, Apache-2.0, a CNCF project): its data plane
 is the reference implementation of the protocol that Triton and OpenVINO Model Server speak, with the
@@ -11,9 +11,9 @@ PC needs in front of it (`Gate`): an API key, a body size limit and version path
 import asyncio
 import hmac
 import itertools
-import math
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -36,6 +36,9 @@ from adedge.runtime.delivery import Forwarder
 from adedge.runtime.engines import create_engine
 from adedge.runtime.sinks import new_run_id
 
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
 _argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses the command line when first imported: hide adedge's
 try:
     from kserve import Model
@@ -44,19 +47,15 @@ try:
     from kserve.model_server import app as kserve_app
     from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
-    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
     from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
     from kserve.protocol.grpc.servicer import InferenceServicer
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
     from kserve.utils.numpy_codec import from_np_dtype
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
 finally:
     sys.argv = _argv
 
-DEFAULT_HOST = "127.0.0.1"  # this PC only, unless told otherwise
-DEFAULT_PORT = 8000  # Triton's HTTP port: clients written for it need only the host changed
 DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON numbers
 MIN_API_KEY = 16
 VERSION_PATH = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/.*)?$")
