@@ -405,10 +405,21 @@ def serve(
     # found: make that one a no-op, so the stop ends in a normal return, not a kill
     previous = {s: signal.signal(s, lambda signum, frame: None) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        asyncio.run(_run(rest, sock, dataplane, registry, host, grpc_port, api_key, max_body, models, on_ready))
+        _event_loop_runner()(_run(rest, sock, dataplane, registry, host, grpc_port, api_key, max_body, models, on_ready))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _event_loop_runner():
+    """uvloop's run where uvloop exists (it comes with uvicorn's extras, as for `uvicorn` itself):
+    on Python's own event loop every request on a kept-alive connection waited 40 ms more (measured
+    on Linux: a 404 took 44 ms instead of 1.2 ms)."""
+    try:
+        import uvloop
+    except ModuleNotFoundError:  # Windows
+        return asyncio.run
+    return uvloop.run
 
 
 async def _run(rest: RESTServer, sock: socket.socket, dataplane: DataPlane, registry: ModelRepository, host: str,
