@@ -178,7 +178,8 @@ def _close_forwarders(forwarders: list) -> None:
     for forwarder in forwarders:
         left = forwarder.close()
         queued = f"; {left} queued in {forwarder.outbox.path}, sent at the next start" if left else ""
-        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{escape(queued)}", highlight=False, soft_wrap=True)
+        unqueued = f"; {forwarder.unqueued} could not be queued (see above)" if forwarder.unqueued else ""
+        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{escape(queued + unqueued)}", highlight=False, soft_wrap=True)
 
 
 THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the calibrated threshold); lower catches more."

@@ -104,7 +104,8 @@ class Endpoint:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def wait_for(self, count: int, seconds: float = 30) -> list[int]:
+        """The frames received in order (repeats included), once COUNT distinct ones are (or SECONDS passed)."""
         deadline = time.monotonic() + seconds
-        while len(self.bodies) < count and time.monotonic() < deadline:
+        while len({body["frame"] for body in self.bodies}) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         return [body["frame"] for body in self.bodies]

@@ -8,8 +8,10 @@ sent again, so a consumer that must count each frame once keys on (run, frame).
 """
 
 import hashlib
+import http.client
 import os
 import secrets
+import sqlite3
 import threading
 import time
 import urllib.error
@@ -102,8 +104,8 @@ class WebhookSender:
             except urllib.error.HTTPError as exc:
                 self.error = f"HTTP {exc.code} {exc.reason}"
                 return count
-            except (urllib.error.URLError, OSError) as exc:
-                self.error = str(getattr(exc, "reason", exc))
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, timed out, garbled
+                self.error = str(getattr(exc, "reason", exc)) or type(exc).__name__
                 return count
         return len(bodies)
 
@@ -118,13 +120,21 @@ class Forwarder:
         self.sender, self.log = sender, log
         key = hashlib.sha256(sender.target.encode()).hexdigest()[:12]
         self.outbox = Outbox(folder / f"{sender.kind}-{key}.sqlite")
-        self.delivered = 0
+        self.delivered = self.unqueued = 0
         self.wake, self.stopping, self.give_up = threading.Event(), threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"adedge-{sender.kind}", daemon=True)
         self.thread.start()
 
     def put(self, record: dict) -> None:
-        self.outbox.put(json_text(record))
+        """Queue RECORD. An outbox that cannot take it (a full disk) is said once and counted, and
+        inspection goes on: the verdict is still on stdout and in predictions.jsonl."""
+        try:
+            self.outbox.put(json_text(record))
+        except sqlite3.Error as exc:
+            self.unqueued += 1
+            if self.unqueued == 1:
+                self.log(f"{self.sender.kind}: cannot queue verdicts in {self.outbox.path} ({exc}); they are not sent")
+            return
         self.wake.set()
 
     def _run(self) -> None:

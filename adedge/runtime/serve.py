@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import grpc
-import numpy as np
-import uvicorn
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core would print its own lines (a port in use) beside ours
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import uvicorn  # noqa: E402
 
 from adedge.data.images import MAX_FRAME_PIXELS
 from adedge.errors import AdedgeError
