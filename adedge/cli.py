@@ -102,25 +102,29 @@ def train(
     image_size: int | None = typer.Option(None, help="Square size in pixels (a multiple of 32) the graph resizes every frame to (default: the model's)."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
-    val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: held-back good images and synthetic defects drawn on them)."),
+    val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: a false-reject budget on out-of-fold scores of the good training images)."),
     stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: the model's)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A model setting KEY=VALUE (repeatable), e.g. -p meta_epochs=8; an unknown key lists them all."),
+    false_reject: float = typer.Option(0.01, help="The share of good parts the NG threshold may reject (0.01: 1 %), estimated on out-of-fold training images."),
 ) -> None:
-    """Fit a detector on good images and calibrate it on held-back ones."""
+    """Fit a detector on good images and calibrate its verdicts on them, out of fold."""
     try:
+        from adedge.train.calibration import describe_calibration
         from adedge.train.trainer import TrainConfig, train as run_training
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
     config = TrainConfig(
         data, out, model, category, backbone, weights, image_size, seed, val_data,
-        stages=tuple(stages.split(",")) if stages else None, resize=resize, settings=_parse_params(param),
+        stages=tuple(stages.split(",")) if stages else None, resize=resize, settings=_parse_params(param), false_reject=false_reject,
     )
     info = run_training(config, _progress)
     out_console.print(
         f"trained {info.model} ({info.backbone}) on {info.dataset.fit_images} images of {info.dataset.category} "
-        f"in {info.train_seconds:.1f} s; calibration: {info.calibration.method}; run: {out}"
+        f"in {info.train_seconds:.1f} s; calibration: {info.calibration.method}; run: {out}", highlight=False, soft_wrap=True,
     )
+    for line, plain in describe_calibration(info.calibration, None if val_data else false_reject):
+        (out_console if plain else err_console).print(line if plain else f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command("export")
@@ -130,7 +134,7 @@ def export_command(
     out: Path = typer.Option(..., help="Bundle folder to write."),
     format: str = typer.Option("openvino", help="openvino or onnx."),
     precision: str = typer.Option("fp32", help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF)."),
-    max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on held-back data."),
+    max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on validation images (training images and synthetic defects)."),
     sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
     layout: str = typer.Option("bundle", help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
     name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),
@@ -153,14 +157,14 @@ def export_command(
         out_console.print(f"{layout} model repository: {out} (model {folder.parent.name}, version {VERSION}); see the README to serve it")
     if metadata.quantization is not None:
         q = metadata.quantization
-        out_console.print(f"int8: {q.mode} quantised; AUROC points lost on held-back data: {100 * q.attempts[-1]['drop']:.2f}")
+        out_console.print(f"int8: {q.mode} quantised; AUROC points lost on validation images: {100 * q.attempts[-1]['drop']:.2f}")
 
 
-def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, warn: float | None = None):
+def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, check: float | None = None):
     from adedge.runtime import Model
     from adedge.runtime.bundle import read_key
 
-    return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, warn=warn)
+    return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, check=check)
 
 
 MQTT_HELP = "Also publish each verdict as JSON to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, QoS 1; queued on disk while the broker is down."
@@ -182,8 +186,8 @@ def _close_forwarders(forwarders: list) -> None:
         err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{escape(queued + unqueued)}", highlight=False, soft_wrap=True)
 
 
-THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the calibrated threshold); lower catches more."
-WARN_HELP = "CHECK (for a person to look at) above this score and up to the threshold; off by default."
+THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the false-reject budget's threshold); lower catches more."
+CHECK_HELP = "CHECK (for a person to look at) above this score and up to the threshold (default: the bundle's band; the threshold: no band)."
 
 
 @contextlib.contextmanager
@@ -219,7 +223,7 @@ def predict(
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
-    warn: float | None = typer.Option(None, help=WARN_HELP),
+    check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
     mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
     webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
@@ -233,8 +237,8 @@ def predict(
         source, watch, settle, reconnect_timeout, log=_log_line,
     )
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
-    model = _load(bundle, backend, key, mode, threshold, warn)
-    writer = StreamWriter(out, overlays, sys.stdout)
+    model = _load(bundle, backend, key, mode, threshold, check)
+    writer = StreamWriter(out, model.name, overlays, sys.stdout)
     summary, stop = Summary(), threading.Event()
     try:
         with _stop_on_signals(stop):
@@ -244,6 +248,8 @@ def predict(
                         f"[yellow]skipped[/] frame {inspection.frame} ({escape(inspection.source)}): {escape(inspection.error)}",
                         highlight=False, soft_wrap=True,
                     )
+                if inspection.drift_raised:
+                    err_console.print(f"[bold yellow]drift alarm[/] at frame {inspection.frame}: {escape(inspection.drift)}", highlight=False, soft_wrap=True)
                 record = writer.write(inspection)
                 if "overlay_error" in record:
                     err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {escape(record['overlay_error'])}", highlight=False, soft_wrap=True)
@@ -255,7 +261,8 @@ def predict(
         _close_forwarders(forwarders)
     figures = summary.as_dict()
     err_console.print(
-        f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed; latency p50 "
+        f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed, "
+        f"{figures['drift_alarms']} drift alarm(s); latency p50 "
         f"{figures['latency_p50_ms']} ms, p99 {figures['latency_p99_ms']} ms; {figures['fps']} frames/s", highlight=False, soft_wrap=True
     )
     if summary.failed:
@@ -272,7 +279,7 @@ def eval_command(
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
-    warn: float | None = typer.Option(None, help=WARN_HELP),
+    check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
     report: Path | None = typer.Option(None, help="Also write report.html (curves, histograms, per-defect table, worst cases) into this folder."),
 ) -> None:
     """AUROC, F1 and PRO of a bundle on labelled images, and at its threshold: good parts rejected, defects missed."""
@@ -281,7 +288,7 @@ def eval_command(
 
     if report is not None:
         check_report_folder(report)
-    model = _load(bundle, backend, key, threshold=threshold, warn=warn)
+    model = _load(bundle, backend, key, threshold=threshold, check=check)
     evaluation = run_evaluation(model, data, category, track=_progress)
     title = f"{bundle} on {data / category if category else data}"
     out_console.print(_table(title, evaluation.metrics))
@@ -323,6 +330,8 @@ def serve(
     mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
     backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
     key: Path | None = typer.Option(None, help="Key file: refuse bundles unless signed with this key."),
+    threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
+    check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
     mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
     webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
@@ -353,7 +362,7 @@ def serve(
 
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
     try:
-        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port)
+        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port, threshold, check)
     finally:
         _close_forwarders(forwarders)
     out_console.print("stopped")

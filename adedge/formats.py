@@ -87,6 +87,7 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
     return record
 
 
+NG_SCORE = 0.5  # the graph's 0..1 score is calibrated to this at the NG threshold (what Model API compares with)
 MAX_IMAGE_SIZE = 2048  # the largest model input side: beyond it a backbone's features outgrow an ordinary PC's memory
 
 
@@ -108,8 +109,14 @@ def _check_values(record: object, where: str) -> None:
     if isinstance(record, RunInfo) and not 0 <= record.seed < 2**32:
         problems.append(f"seed must be from 0 to {2**32 - 1}")
     if isinstance(record, BundleMetadata):
-        if not (math.isfinite(record.threshold) and 0 <= record.threshold < 1):
-            problems.append(f"threshold must be from 0 up to (not including) 1, got {record.threshold}")
+        point = record.operating_point
+        if not (math.isfinite(point.ng_above) and 0 <= point.ng_above < 1):
+            problems.append(f"operating_point.ng_above must be from 0 up to (not including) 1, got {point.ng_above}")
+        if point.check_above is not None and not (math.isfinite(point.check_above) and 0 <= point.check_above < point.ng_above):
+            problems.append(f"operating_point.check_above must be from 0 up to ng_above, got {point.check_above}")
+        for name in ("false_reject", "false_reject_bound", "good_in_check"):
+            if not 0 <= getattr(point, name) <= 1:
+                problems.append(f"operating_point.{name} must be a share from 0 to 1, got {getattr(point, name)}")
         if not (32 <= record.input.height <= MAX_IMAGE_SIZE and 32 <= record.input.width <= MAX_IMAGE_SIZE):
             problems.append(f"input height and width must be from 32 to {MAX_IMAGE_SIZE}, got {record.input.height}x{record.input.width}")
     if problems:
@@ -122,7 +129,10 @@ def to_dict(record: object) -> dict:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Score and map normalisation: normalised = 0.5 + (raw - threshold) / scale."""
+    """The raw score's and map's thresholds and scales (see adedge.train.detector.Detector), and what
+    calibration expects of good parts: the share above the NG threshold (and its upper confidence
+    bound), the share in the CHECK band (above check_threshold, None: no band), the highest score
+    it saw (good images and synthetic defects)."""
 
     score_threshold: float
     score_scale: float
@@ -130,21 +140,26 @@ class Calibration:
     map_scale: float
     method: str
     images: int
+    false_reject: float
+    false_reject_bound: float
+    score_max: float
+    check_threshold: float | None = None
+    good_in_check: float = 0.0
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a run was trained on; `held_back` (relative to `root`) were kept out of the fit."""
+    """What a run was trained on: every good training image is fitted (calibration scores each one
+    out of fold)."""
 
     root: str
     category: str
     layout: str
     fit_images: int
-    held_back_images: int
-    held_back: list[str]
 
 
-RUN_FORMAT_VERSION = 4  # 4: CFLOW stages give clipped z-scores (3: the score became the top-1% mean)
+# 5: out-of-fold calibration for a false-reject budget, a CHECK band (4: CFLOW stages give clipped z-scores)
+RUN_FORMAT_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -167,12 +182,26 @@ class RunInfo:
     train_seconds: float
 
 
-BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSION = 3  # 3: the operating point (CHECK band, expected rates)
+
+
+@dataclass(frozen=True)
+class OperatingPointSpec:
+    """The verdict cut-offs on the graph's 0..1 score (NG above ng_above, CHECK above check_above up
+    to it) and what calibration expects of good parts there: the share NG (and its upper confidence
+    bound) and the share in CHECK; seen_max is the highest score calibration saw."""
+
+    ng_above: float
+    check_above: float | None
+    false_reject: float
+    false_reject_bound: float
+    good_in_check: float
+    seen_max: float
 
 
 @dataclass(frozen=True)
 class QuantizationReport:
-    """What INT8 export measured: the mode kept, and each attempt's AUROC on held-back data."""
+    """What INT8 export measured: the mode kept, and each attempt's AUROC on validation images."""
 
     mode: str
     calibration_images: int
@@ -209,7 +238,7 @@ class BundleMetadata:
     input: InputSpec
     outputs: list[str]
     anomaly_map_size: list[int]  # [height, width]: the anomaly map output is at the model's size
-    threshold: float
+    operating_point: OperatingPointSpec
     calibration: Calibration
     trained_on: DatasetInfo
     created: str

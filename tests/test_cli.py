@@ -22,7 +22,7 @@ def test_train_export_predict_eval_bench(synthetic, tmp_path):
     run, bundle, predictions = tmp_path / "run", tmp_path / "bundle", tmp_path / "predictions"
     result = invoke("train", "--data", synthetic, "--out", run, "--image-size", 128, "-p", "pool=2")
     assert result.exit_code == 0, result.output
-    assert "held back" in result.output and json.loads((run / "run.json").read_text())["head"]["score_type"] == "fre"
+    assert "out-of-fold good images" in result.output and json.loads((run / "run.json").read_text())["head"]["score_type"] == "fre"
     assert invoke("export", run, "--format", "openvino", "--out", bundle).exit_code == 0
     result = invoke("predict", bundle, synthetic / "test" / "crack", synthetic / "test" / "good" / "000.png", "--out", predictions)
     assert result.exit_code == 0, result.output
@@ -71,7 +71,7 @@ def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, run
     _one_line_error(invoke("bench", openvino_bundle, "--backend", "onnxruntime"), "export with --format onnx")
     _one_line_error(invoke("predict", openvino_bundle, image, "--threshold", 1.5), "--threshold must be from 0")
     _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic, "--threshold", "nan"), "--threshold must be from 0")
-    _one_line_error(invoke("predict", openvino_bundle, image, "--threshold", 0.4, "--warn", 0.6), "--warn must be from 0")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--threshold", 0.4, "--check", 0.6), "--check must be from 0")
     assert not (tmp_path / "r").exists() and not (tmp_path / "b").exists() and not (tmp_path / "p").exists()
 
 
@@ -94,7 +94,8 @@ def test_val_data_gives_f1_thresholds(synthetic, tmp_path):
     result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--image-size", 64, "--val-data", synthetic, "-p", "score=nll")
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["calibration"]["method"].startswith("F1-optimal") and info["dataset"]["held_back_images"] == 0
+    assert info["calibration"]["method"].startswith("F1-optimal") and info["calibration"]["check_threshold"] is None
+    assert "NG threshold F1-optimal on labelled images" in result.output
     assert info["head"]["score_type"] == "nll"
 
 
@@ -109,9 +110,8 @@ def test_same_seed_same_model(synthetic, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert invoke("train", "--data", synthetic, "--out", tmp_path / "c", "--image-size", 64, "--seed", 6).exit_code == 0
     third = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
-    assert not torch.equal(first["head.mean"], third["head.mean"])  # another seed holds back other images
-    held = [json.loads((tmp_path / name / "run.json").read_text())["dataset"]["held_back"] for name in "abc"]
-    assert held[0] == held[1] != held[2] and len(held[0]) == 3 and all(h.startswith("train/good/") for h in held[0])
+    assert torch.equal(first["head.mean"], third["head.mean"])  # every seed fits every image ...
+    assert not torch.equal(first["score_threshold"], third["score_threshold"])  # ... but folds and synthetic defects differ
 
 
 @pytest.mark.trains

@@ -27,9 +27,14 @@ def frames(synthetic):
 
 
 def _plain_openvino(model_file, batch, config=None):
-    compiled = ov.Core().compile_model(str(model_file), "CPU", config or {})  # no config: whatever the CPU prefers
+    """Scores, labels and the CHECK band's start, as a client that knows only OpenVINO reads them."""
+    core = ov.Core()
+    # an IR keeps model_info as such; OpenVINO reading an ONNX file puts its metadata_props under "framework"
+    path = ["model_info", "adedge_check_threshold"] if model_file.suffix == ".xml" else ["framework", "model_info adedge_check_threshold"]
+    check = float(core.read_model(str(model_file)).get_rt_info(path).astype(str))
+    compiled = core.compile_model(str(model_file), "CPU", config or {})  # no config: whatever the CPU prefers
     results = compiled(batch)
-    return results[compiled.output("pred_score")], results[compiled.output("pred_label")]
+    return results[compiled.output("pred_score")], results[compiled.output("pred_label")], check
 
 
 def _plain_onnxruntime(onnx_file, batch):
@@ -37,7 +42,7 @@ def _plain_onnxruntime(onnx_file, batch):
 
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     score, label = session.run(["pred_score", "pred_label"], {"image": batch})
-    return score, label
+    return score, label, float(session.get_modelmeta().custom_metadata_map["model_info adedge_check_threshold"])
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -45,7 +50,7 @@ def test_every_client_gives_the_same_verdicts_at_any_frame_size(size, frames, op
     batch = frames[size]
     ours = Model.load(openvino_bundle).predict_batch(list(batch))
     scores = np.array([r.score for r in ours])
-    for client_scores, client_labels in (
+    for client_scores, client_labels, check in (
         _plain_openvino(openvino_bundle / "model.xml", batch),
         _plain_onnxruntime(onnx_bundle / "model.onnx", batch),
         # an ONNX file carries no precision marks: OpenVINO reading it must be asked for f32 (README)
@@ -53,6 +58,10 @@ def test_every_client_gives_the_same_verdicts_at_any_frame_size(size, frames, op
     ):
         np.testing.assert_allclose(client_scores, scores, atol=1e-4)
         assert (client_labels == (client_scores > 0.5)).all()
+        # the CHECK band, from the model file's own metadata: the verdicts adedge's runtime gives
+        assert check == pytest.approx(Model.load(openvino_bundle).point.check, abs=1e-6) and 0 < check < 0.5
+        verdicts = np.where(client_scores > 0.5, "NG", np.where(client_scores > check, "CHECK", "OK"))
+        assert verdicts.tolist() == [r.label for r in ours]
     alone = [Model.load(onnx_bundle, "onnxruntime").predict(frame).score for frame in batch[:3]]
     np.testing.assert_allclose(alone, scores[:3], atol=1e-5)  # alone or in a batch
 

@@ -12,7 +12,8 @@ from adedge.errors import AdedgeError
 from adedge.fileio import json_text
 from adedge.runtime import Inspection, Model
 from adedge.runtime.evaluate import evaluate_bundle
-from adedge.runtime.model import Result, Verdicts
+from adedge.runtime.model import Result
+from adedge.runtime.verdict import OperatingPoint
 from adedge.train import trainer
 from adedge.train.backbones import RANDOM_WEIGHTS, create_backbone
 from adedge.train.cflow import CflowSettings, build_decoder, positional_encoding, train_decoder
@@ -21,12 +22,12 @@ from adedge.train.dfm import PLUGIN as DFM, DFMHead
 
 
 def test_non_finite_scores_are_never_ok():
-    verdicts = Verdicts(warn=0.3)
+    point = OperatingPoint(check=0.3)
     scores = (0.2, 0.4, 0.5, 0.51, math.nan, math.inf, -math.inf)
-    assert [verdicts.label(s) for s in scores] == ["OK", "CHECK", "CHECK", "NG", "NG", "NG", "NG"]
-    result = Result(math.nan, verdicts.label(math.nan), np.array([[0.1, math.nan]], np.float32), (1, 2), verdicts)
+    assert [point.decide(s).label for s in scores] == ["OK", "CHECK", "CHECK", "NG", "NG", "NG", "NG"]
+    result = Result(point.decide(math.nan), np.array([[0.1, math.nan]], np.float32), (1, 2), point)
     assert result.label == "NG" and result.anomalous and result.mask.tolist() == [[False, True]]
-    assert "non-finite score" in result.error
+    assert "no finite score" in result.verdict.reasons[0] and result.verdict.flags == ("not_finite",)
 
 
 def test_the_graph_labels_a_nan_score_anomalous():
@@ -66,9 +67,9 @@ def test_a_model_with_non_finite_constants_writes_no_run(synthetic, tmp_path, mo
 
 
 def test_a_non_finite_frame_is_ng_with_an_error_and_strict_json():
-    result = Result(math.nan, Verdicts().label(math.nan), np.zeros((2, 2), np.float32), (2, 2))
-    record = Inspection("cam", 7, 0.0, 1.0, 1.0, result).record()
-    assert record["score"] is None and record["label"] == "NG" and "non-finite score" in record["error"]
+    result = Result(OperatingPoint().decide(math.nan), np.zeros((2, 2), np.float32), (2, 2), OperatingPoint())
+    record = Inspection("cam", 7, 0.0, 1.0, 1.0, result).record("run", "part_dfm")
+    assert record["score"] is None and record["label"] == "NG" and record["flags"] == ["not_finite"] and "no finite score" in record["reasons"][0]
     assert json.loads(json_text(record))["score"] is None
     assert json_text({"pixel_auroc": math.nan, "scores": [1.0, math.inf]}) == '{"pixel_auroc": null, "scores": [1.0, null]}'
 

@@ -12,8 +12,8 @@ from adedge.train.checkpoint import load_run
 RUN = RunInfo(
     format_version=RUN_FORMAT_VERSION, adedge_version="0.1.0", model="dfm", backbone="efficientnet_lite0",
     stages=["block10"], image_size=[64, 64], resize="antialias", settings={"pool": 2}, head={"stage": "block10"},
-    calibration=Calibration(1.0, 2.0, 3.0, 4.0, "mean + 3 sigma", 3),
-    dataset=DatasetInfo("/data", "plate", "mvtec", 27, 3, ["train/good/000.png"]), seed=42, losses={}, train_seconds=1.5,
+    calibration=Calibration(1.0, 2.0, 3.0, 4.0, "false-reject budget", 30, 0.01, 0.02, 9.0, 0.5, 0.05),
+    dataset=DatasetInfo("/data", "plate", "mvtec", 30), seed=42, losses={}, train_seconds=1.5,
 )
 
 
@@ -37,7 +37,7 @@ def test_a_record_round_trips(tmp_path):
         (lambda d: d.update(image_size=[64, None]), r"run.json.image_size\[1\] must be int, got null"),
         (lambda d: d.update(calibration=None), "run.json.calibration must be an object, got null"),
         (lambda d: d["calibration"].update(score_scale="wide"), "run.json.calibration.score_scale must be float"),
-        (lambda d: d["dataset"].update(held_back="all"), "run.json.dataset.held_back must be a list"),
+        (lambda d: d["calibration"].update(check_threshold="low"), "run.json.calibration.check_threshold must be float"),
         (lambda d: d.update(losses={"flow": [1.0, "x"]}), r"run.json.losses.flow\[1\] must be float"),
         (lambda d: d.update(format_version=1), f"has format 1 .* reads format {RUN_FORMAT_VERSION}: re-create it"),
     ],

@@ -1,9 +1,13 @@
+import math
+import re
+
 import numpy as np
 import pytest
+from scipy import stats
 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate, f1_max, pro_score
-from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled, equal_error_threshold
+from adedge.train.calibration import CHECK_SHARES, calibrate_on_good, calibrate_on_labelled, describe_calibration, equal_error_threshold
 
 
 def _normalise(value, threshold, scale):
@@ -32,24 +36,48 @@ def test_pro_rewards_every_region_equally():
     assert 0.05 < pro_score(rng.random(masks.shape), masks) < 0.25  # chance level is 0.15
 
 
-def test_calibration_on_good_sits_where_good_and_synthetic_defects_err_equally():
+def test_the_ng_threshold_keeps_the_false_reject_budget_on_good_scores_it_never_saw():
     rng = np.random.default_rng(0)
-    good, defects = rng.normal(10.0, 2.0, 4000), rng.normal(16.0, 2.0, 4000)
-    c = calibrate_on_good(good, good * 10, defects)
-    assert c.score_threshold == pytest.approx(13.0, abs=0.1)  # halfway between two equally wide normals
-    assert (good > c.score_threshold).mean() == pytest.approx((defects <= c.score_threshold).mean(), abs=0.002)
+    for draw, true_tail in ((lambda n: rng.normal(10.0, 2.0, n), lambda t: stats.norm.sf(t, 10.0, 2.0)),
+                            (lambda n: rng.gamma(2.0, 1.5, n), lambda t: stats.gamma.sf(t, 2.0, scale=1.5))):
+        rates = []
+        for _ in range(5):
+            good = draw(250)
+            c = calibrate_on_good(good, good, good + 6.0, 0.01)
+            rates.append(true_tail(c.score_threshold))
+            assert c.false_reject == pytest.approx(0.01) and 0.01 < c.false_reject_bound < 0.04
+        assert 0.004 < np.mean(rates) < 0.02  # what a fresh good part risks, not what the 250 did
+    assert "false-reject budget 1 % on 250 out-of-fold" in c.method and c.images == 250
+
+
+def test_the_check_band_is_wide_where_synthetic_defects_are_subtle_and_narrow_where_they_stand_out():
+    rng = np.random.default_rng(1)
+    good = rng.normal(10.0, 2.0, 2000)
+    subtle, bold = calibrate_on_good(good, good, good + 1.0), calibrate_on_good(good, good, good + 20.0)
+    for c, share in ((subtle, CHECK_SHARES[1]), (bold, CHECK_SHARES[0])):
+        assert c.check_threshold < c.score_threshold
+        assert (good > c.check_threshold).mean() == pytest.approx(share, abs=0.01)
+        assert c.good_in_check == pytest.approx(share - c.false_reject, abs=0.01)
     # the pixel threshold: median + 2 robust sigmas of the good maps' maxima (about 2 % of a normal above it)
-    assert (good * 10 > c.map_threshold).mean() == pytest.approx(0.023, abs=0.006)
-    assert _normalise(np.median(good), c.score_threshold, c.score_scale) < 0.5  # a typical good part is OK
-    # subtler defects pull the threshold down, bolder ones push it up: it follows how far defects lie
-    assert calibrate_on_good(good, good, defects - 3).score_threshold < c.score_threshold
-    assert calibrate_on_good(good, good, defects + 10).score_threshold > c.score_threshold
-    # defects the model cannot see: the floor, median + 1 robust sigma (about 16 % of good parts above it)
-    blind = calibrate_on_good(good, good, good[::-1].copy())
-    assert (good > blind.score_threshold).mean() == pytest.approx(0.16, abs=0.01)
-    assert "held back" in c.method and "synthetic defects" in c.method and c.images == 4000
-    with pytest.raises(AdedgeError, match="at least 2"):
-        calibrate_on_good(good[:1], good[:1], defects)
+    assert (good > subtle.map_threshold).mean() == pytest.approx(0.023, abs=0.006)
+    assert _normalise(np.median(good), subtle.score_threshold, subtle.score_scale) < 0.5  # a typical good part is OK
+    assert bold.score_max == pytest.approx((good + 20.0).max())
+    # a budget as large as the band's widest share leaves no room for a band below it
+    assert calibrate_on_good(good, good, good + 1.0, 0.1).check_threshold is None
+
+
+def test_training_says_what_the_budget_rests_on():
+    rng = np.random.default_rng(2)
+    good = rng.normal(10.0, 2.0, 30)
+    c = calibrate_on_good(good, good, good + 5.0, 0.01)
+    (line, stated), (warning, plain) = describe_calibration(c, 0.01)
+    assert stated and re.match(r"NG threshold for <= 1 % good rejected \(95 % bound [0-9.]+ %, from 30 out-of-fold good images\)", line)
+    assert not plain and "30 good images cannot support a 1 % budget" in warning
+    assert len(describe_calibration(calibrate_on_good(*(rng.normal(10.0, 2.0, 200),) * 2, good + 5.0), 0.01)) == 1
+    with pytest.raises(AdedgeError, match="at least 4"):
+        calibrate_on_good(good[:3], good[:3], good[:3])
+    with pytest.raises(AdedgeError, match="--false-reject must be above 0 and below 0.5, got nan"):
+        calibrate_on_good(good, good, good, math.nan)
 
 
 def test_equal_error_threshold_splits_separate_sets_in_the_middle_of_their_gap():

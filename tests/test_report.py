@@ -12,7 +12,8 @@ from PIL import Image
 from adedge.metrics import auroc
 from adedge.runtime import Model
 from adedge.runtime.evaluate import run_evaluation
-from adedge.runtime.model import Result, Verdicts
+from adedge.runtime.model import Result
+from adedge.runtime.verdict import OperatingPoint
 from adedge.runtime.overlay import overlay
 from adedge.runtime.report import PICTURE_WIDTH, WORST, average_precision, roc_curve, write_report
 from test_cli import _one_line_error, invoke
@@ -71,9 +72,8 @@ def test_curves_agree_with_the_metrics():
 
 
 def _result(model_map: np.ndarray, frame_size: tuple[int, int]) -> Result:
-    verdicts = Verdicts()
-    score = float(model_map.max())
-    return Result(score, verdicts.label(score), model_map, frame_size, verdicts)
+    point = OperatingPoint()
+    return Result(point.decide(float(model_map.max())), model_map, frame_size, point)
 
 
 def test_overlay_colours_only_what_nears_the_threshold():
@@ -91,7 +91,7 @@ def test_overlay_colours_only_what_nears_the_threshold():
 
 
 def test_report_is_one_self_contained_page_consistent_with_the_evaluation(openvino_bundle, synthetic, tmp_path):
-    evaluation = run_evaluation(Model.load(openvino_bundle, warn=0.3), synthetic)
+    evaluation = run_evaluation(Model.load(openvino_bundle, check=0.3), synthetic)
     path = write_report(evaluation, tmp_path / "report", "a bundle on the plates")
     assert path == tmp_path / "report" / "report.html" and sorted(p.name for p in path.parent.iterdir()) == ["report.html"]
     text = path.read_text(encoding="utf-8")
@@ -125,10 +125,13 @@ def test_report_is_one_self_contained_page_consistent_with_the_evaluation(openvi
 
 
 def test_eval_report_on_the_command_line(openvino_bundle, synthetic, tmp_path):
-    result = invoke("eval", openvino_bundle, "--data", synthetic, "--report", tmp_path / "report")
+    result = invoke("eval", openvino_bundle, "--data", synthetic, "--report", tmp_path / "report", "--check", 0.5)
     assert result.exit_code == 0, result.output
     page = Page((tmp_path / "report" / "report.html").read_text(encoding="utf-8"))
-    assert page.find(id="good-rejected") and not page.find(id="good-checked")  # no warn band: no CHECK column
+    assert page.find(id="good-rejected") and not page.find(id="good-checked")  # no CHECK band: no CHECK column
+    assert invoke("eval", openvino_bundle, "--data", synthetic, "--report", tmp_path / "report").exit_code == 0
+    page = Page((tmp_path / "report" / "report.html").read_text(encoding="utf-8"))
+    assert page.find(id="good-checked")  # the bundle's CHECK band
     (tmp_path / "taken").write_text("someone's file")
     _one_line_error(invoke("eval", openvino_bundle, "--data", synthetic, "--report", tmp_path / "taken"), "is not a folder")
     assert (tmp_path / "taken").read_text() == "someone's file"

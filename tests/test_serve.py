@@ -20,7 +20,7 @@ import tritonclient.http as triton
 from line_peers import Endpoint
 from tritonclient.utils import InferenceServerException
 
-from adedge.data.images import load_image
+from adedge.data.images import load_image, save_image
 from adedge.runtime import Model
 
 API_KEY = "k" * 24
@@ -250,3 +250,39 @@ def test_serve_sends_each_served_verdict_to_the_webhook(small_model, synthetic, 
     assert received == [0, 1, 2] and {b["model"] for b in endpoint.bodies} == {"plate_dfm"}
     assert np.allclose([b["score"] for b in endpoint.bodies], [*single, *pair], atol=1e-6)
     assert len({b["run"] for b in endpoint.bodies}) == 1
+
+
+VERDICT_FIELDS = ("schema", "model", "label", "threshold", "check", "flags", "reasons")
+
+
+def test_predict_and_serve_write_the_same_verdict_records(small_model, synthetic, tmp_path):
+    """One verdict path: the same frames through predict and through serve (HTTP and gRPC), at the
+    same moved cut-offs, give the same records, apart from what only one of them knows."""
+    _, bundle = small_model
+    images = _images(synthetic)[:4]
+    paths = []
+    for n, image in enumerate(images):
+        paths.append(tmp_path / f"frame{n}.png")
+        save_image(paths[-1], image)
+    scores = [r.score for r in Model.load(bundle).predict_batch(images)]
+    cut_offs = ["--threshold", f"{np.median(scores):.6f}", "--check", f"{min(scores) + 1e-4:.6f}"]  # every verdict seen
+    predicted = subprocess.run([sys.executable, "-m", "adedge.cli", "predict", str(bundle), *map(str, paths), *cut_offs],
+                               capture_output=True, text=True, check=True)
+    from_predict = [json.loads(line) for line in predicted.stdout.splitlines()]
+    endpoint = Endpoint()
+    server = Server(bundle, *cut_offs, "--webhook", endpoint.url, "--outbox", tmp_path / "outbox")
+    try:
+        for image in images[:2]:
+            server.client().infer("plate_dfm", [_frames_input(image[None])])
+        for image in images[2:]:
+            server.grpc_client().infer("plate_dfm", [triton_grpc.InferInput("image", [1, *image.shape], "UINT8").set_data_from_numpy(image[None])])
+        endpoint.wait_for(len(images))
+    finally:
+        server.stop()
+        endpoint.server.shutdown()
+    from_serve = endpoint.bodies
+    assert {r["label"] for r in from_predict} == {"OK", "CHECK", "NG"}
+    for mine, served_record in zip(from_predict, from_serve, strict=True):
+        assert [mine[k] for k in VERDICT_FIELDS] == [served_record[k] for k in VERDICT_FIELDS]
+        assert abs(mine["score"] - served_record["score"]) < 1e-5
+        assert set(mine) - {"source", "latency_ms", "model_ms"} == set(served_record) - {"version"}

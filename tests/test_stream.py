@@ -54,7 +54,7 @@ def test_a_bad_frame_is_skipped_and_the_stream_goes_on(openvino_bundle, test_ima
     sources = [test_images[0], broken, test_images[1]]
     inspections = list(Model.load(openvino_bundle, mode=mode).stream(ImageFiles(sources)))
     assert [i.error is None for i in inspections] == [True, False, True]
-    assert "not an image file" in inspections[1].error and inspections[1].record()["error"] == inspections[1].error
+    assert "not an image file" in inspections[1].error and inspections[1].record("run", "m")["error"] == inspections[1].error
     summary = Summary()
     for inspection in inspections:
         summary.add(inspection)
@@ -189,7 +189,7 @@ def test_restarts_never_overwrite_overlays_and_a_failed_overlay_does_not_stop_th
             return iter(frames)
 
     def run() -> list[dict]:
-        writer = StreamWriter(out, "all")
+        writer = StreamWriter(out, model.name, "all")
         records = [writer.write(inspection) for inspection in model.stream(Camera())]
         writer.close()
         return records

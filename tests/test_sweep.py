@@ -225,7 +225,7 @@ def _set(path: str, value: object) -> Callable[[dict], dict]:
 
 
 RUN_FIELDS = ["model", "backbone", "stages", "image_size", "resize", "settings", "head", "calibration", "dataset", "seed"]
-BUNDLE_FIELDS = ["model", "backbone", "format", "precision", "input", "outputs", "threshold", "calibration", "files"]
+BUNDLE_FIELDS = ["model", "backbone", "format", "precision", "input", "outputs", "operating_point", "calibration", "files"]
 WRONG_VALUES = {"null": None, "text": "x", "list": [1], "number": -1}
 
 
@@ -288,7 +288,7 @@ WITH_MODEL: dict[str, Case] = {
     "export ovms config broken": lambda w: (["export", w.run, "--layout", "ovms", "--out", w.file("repo/config.json", "{").parent], "config.json"),
     "export out someone's folder": lambda w: (["export", w.run, "--out", w.file("stuff/a.txt", "x").parent], "stuff"),
     "export out a file": lambda w: (["export", w.run, "--out", w.file("b.txt", "x")], "b.txt"),
-    "export int8 without training images": lambda w: (_export(w, _run_moved_data(w), "--precision", "int8"), "held-back"),
+    "export int8 without training images": lambda w: (_export(w, _run_moved_data(w), "--precision", "int8"), "training images"),
     "bundle model file edited": lambda w: (["predict", _with_file(w, "model.xml", b"<net/>"), w.image], "modified"),
     "bundle weights missing": lambda w: (["predict", _with_file(w, "model.bin", None), w.image], "model.bin"),
     "bundle extra file": lambda w: (["predict", _with_file(w, "notes.txt", b"x"), w.image], "notes.txt"),
@@ -296,7 +296,9 @@ WITH_MODEL: dict[str, Case] = {
     "bundle key missing": lambda w: (["predict", w.bundle, w.image, "--key", w.tmp / "nokey"], "nokey"),
     "predict threshold 2": lambda w: (_predict(w, "--threshold", 2), "--threshold"),
     "predict threshold nan": lambda w: (_predict(w, "--threshold", "nan"), "--threshold"),
-    "predict warn above threshold": lambda w: (_predict(w, "--threshold", 0.4, "--warn", 0.6), "--warn"),
+    "predict check above threshold": lambda w: (_predict(w, "--threshold", 0.4, "--check", 0.6), "--check"),
+    "train false reject zero": lambda w: (["train", "--data", w.data, "--out", w.tmp / "r", "--false-reject", 0], "--false-reject"),
+    "train false reject half": lambda w: (["train", "--data", w.data, "--out", w.tmp / "r", "--false-reject", 0.5], "--false-reject"),
     "predict mode unknown": lambda w: (_predict(w, "--mode", "fast"), "mode"),
     "predict overlays unknown": lambda w: (_predict(w, "--overlays", "some"), "--overlays"),
     "predict backend unknown": lambda w: (_predict(w, "--backend", "tensorrt"), "backend"),

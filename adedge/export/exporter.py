@@ -13,7 +13,7 @@ from adedge.export.openvino_ir import convert_onnx, save_openvino
 from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
 from adedge.export.repository import LAYOUTS, VERSION, ovms_config, triton_config
 from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
-from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, InputSpec, RunInfo, model_name, to_dict
+from adedge.formats import BUNDLE_FORMAT_VERSION, NG_SCORE, BundleMetadata, InputSpec, RunInfo, model_name, to_dict
 from adedge.runtime.bundle import (
     FORMATS,
     INPUT_NAME,
@@ -21,13 +21,13 @@ from adedge.runtime.bundle import (
     OUTPUT_NAMES,
     PRECISIONS,
     SIGNATURE_FILE,
-    THRESHOLD,
     embedded_record,
     read_key,
     sha256_file,
     signature,
 )
 from adedge.train.checkpoint import load_run
+from adedge.train.detector import operating_point
 
 
 def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
@@ -44,7 +44,7 @@ def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
         input=InputSpec(INPUT_NAME, "uint8", "NHWC", "RGB", height, width, info.resize),
         outputs=list(OUTPUT_NAMES),
         anomaly_map_size=[height, width],
-        threshold=THRESHOLD,
+        operating_point=operating_point(info.calibration),
         calibration=info.calibration,
         trained_on=info.dataset,
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -53,19 +53,23 @@ def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
 
 def model_api_info(metadata: BundleMetadata) -> dict[str, str]:
     """The `model_info` OpenVINO Model API's AnomalyDetection reads: the graph takes raw RGB frames
-    (embedded_processing) and returns anomalib's four outputs, already thresholded at 0.5."""
+    (embedded_processing) and returns anomalib's four outputs, already thresholded at 0.5 (the NG
+    threshold: pred_label is NG only above it). adedge's own keys state the CHECK band: pred_score
+    above adedge_check_threshold and up to 0.5 is CHECK (0.5: no band)."""
     return {
         "model_type": "AnomalyDetection",
         "task": "segmentation",
         "labels": "Normal Anomaly",
-        "image_threshold": str(THRESHOLD),
-        "pixel_threshold": str(THRESHOLD),
+        "image_threshold": str(NG_SCORE),
+        "pixel_threshold": str(NG_SCORE),
         "normalization_scale": "1.0",
         "embedded_processing": "True",
         "input_dtype": "u8",
         "reverse_input_channels": "False",
         "orig_height": str(metadata.input.height),
         "orig_width": str(metadata.input.width),
+        "adedge_check_threshold": str(NG_SCORE if metadata.operating_point.check_above is None else metadata.operating_point.check_above),
+        "adedge_false_reject": str(metadata.operating_point.false_reject),
     }
 
 

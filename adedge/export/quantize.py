@@ -1,7 +1,7 @@
 """INT8 post-training quantisation with NNCF, calibrated on good training images, accuracy-controlled.
 
-The drop is measured on the run's held-back good images and on copies of them carrying synthetic
-defects (the only labelled data a good-images-only run has): image and pixel AUROC of the INT8 graph
+The drop is measured on about 20 of the run's good training images and on copies of them carrying
+synthetic defects (the only labelled data a good-images-only run has): image and pixel AUROC of the INT8 graph
 against the float graph. If quantising every layer NNCF would loses more than the bound, the heads
 (PCA, flows: their matmul, exp, tanh and log-det path), resizing, score normalisation and the stem
 stay in float and only the backbone's later convolutions are quantised; if that still loses too
@@ -38,24 +38,20 @@ BATCH = 8
 
 
 def int8_images(info: RunInfo) -> tuple[list[Path], list[Path]]:
-    """The run's fit images (for calibration) and held-back images (for validation), checked before
-    any export work starts: INT8 export cannot go on without them."""
+    """The run's training images (for calibration) and every VALIDATION_STRIDE-th of them, about 20
+    (for validation: the drop compares the INT8 graph with the float one on the same frames),
+    checked before any export work starts: INT8 export cannot go on without them."""
     root = Path(info.dataset.root)
     if not root.is_dir():
         raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on, at {root}, which is gone")
-    held_back = {root / name for name in info.dataset.held_back}
-    missing = sorted(p for p in held_back if not p.is_file())
-    if missing:
-        raise AdedgeError(f"INT8 validation needs the run's {len(held_back)} held-back images; {len(missing)} are gone, e.g. {missing[0]}")
-    fit = [s.path for s in open_dataset(root).train if s.path not in held_back] if any(root.iterdir()) else []
+    fit = [s.path for s in open_dataset(root).train] if any(root.iterdir()) else []
     if not fit:
         raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on; none are left at {root}")
-    validation = sorted(held_back) or fit[:: max(1, len(fit) // 20)]  # a --val-data run held none back
-    return fit, validation
+    return fit, fit[:: max(1, len(fit) // 20)]
 
 
 def _validation_set(paths: list[Path], size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Held-back good frames at the model's size, and copies with a synthetic defect (and its mask)."""
+    """Good frames at the model's size, and copies with a synthetic defect (and its mask)."""
     good = [cv2.resize(load_image(p), size[::-1], interpolation=cv2.INTER_AREA) for p in paths]
     rng = np.random.default_rng(seed)
     defective, masks = zip(*(add_defect(image, rng) for image in good))
@@ -107,6 +103,6 @@ def quantize_int8(
             return quantized, QuantizationReport(mode, len(calibration), len(images), max_drop, reference, attempts)
     tried = "; ".join(f"{a['mode']}: {100 * a['drop']:.2f}" for a in attempts)
     raise AdedgeError(
-        f"INT8 loses more AUROC than --max-drop {max_drop} allows on {len(images)} held-back validation images "
+        f"INT8 loses more AUROC than --max-drop {max_drop} allows on {len(images)} validation images "
         f"(points lost, {tried}); export fp32, fp16 or bf16 instead, or raise --max-drop"
     )

@@ -21,7 +21,6 @@ SIGNATURE_FILE = "adedge.sig"
 INPUT_NAME = "image"
 # anomalib's output names, which OpenVINO Model API's anomaly model reads
 OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
-THRESHOLD = 0.5
 FORMATS = {"openvino": "model.xml", "onnx": "model.onnx"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 

@@ -1,7 +1,9 @@
 """`adedge eval`: run a bundle over a labelled folder and compute the metrics on what ships.
 
-The verdict metrics (F1, good parts rejected, defects missed) are taken at the model's run-time
-threshold, the bundle's unless moved, so an engineer sees what a threshold would do on the line.
+The verdicts are judged as a plant judges them, at the model's run-time cut-offs (the bundle's unless
+moved): good parts rejected (NG) and sent to CHECK, defects missed (OK: neither NG nor CHECK); beside
+them the ceiling, the defects a threshold chosen on these very test images would miss at the same
+share of good parts rejected. AUROC, F1 and PRO follow.
 """
 
 from dataclasses import dataclass
@@ -13,7 +15,8 @@ from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate
 from adedge.progress import Track, no_progress
-from adedge.runtime.model import Model, Verdicts
+from adedge.runtime.model import Model
+from adedge.runtime.verdict import Label, OperatingPoint
 
 
 @dataclass(frozen=True)
@@ -26,30 +29,40 @@ class Evaluation:
     labels: np.ndarray
     maps: np.ndarray
     masks: np.ndarray | None
-    verdicts: Verdicts
+    point: OperatingPoint
     metrics: dict[str, float | int]
 
 
-def verdicts_at(scores: np.ndarray, verdicts: Verdicts) -> np.ndarray:
-    """Each score's label (OK, CHECK or NG) at the VERDICTS' cut-offs."""
-    return np.array([verdicts.label(float(score)) for score in scores])
+def verdicts_at(scores: np.ndarray, point: OperatingPoint) -> np.ndarray:
+    """Each score's label (OK, CHECK or NG) at POINT's cut-offs."""
+    return np.array([point.decide(float(score)).label.value for score in scores])
 
 
-def verdict_counts(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts) -> dict[str, float | int]:
-    """Good parts rejected (NG) and defects missed (OK, not even CHECK) at the VERDICTS' cut-offs."""
-    called = verdicts_at(scores, verdicts)
-    good, defective = ~labels, labels
-    counts = {
-        "threshold": verdicts.threshold,
-        "good_rejected": int((called[good] == "NG").sum()),
-        "good_rejected_rate": float((called[good] == "NG").mean()) if good.any() else float("nan"),
-        "defects_missed": int((called[defective] == "OK").sum()),
-        "defects_missed_rate": float((called[defective] == "OK").mean()) if defective.any() else float("nan"),
-    }
-    if verdicts.warn is not None:
-        counts |= {"warn": verdicts.warn, "good_checked": int((called[good] == "CHECK").sum()),
-                   "defects_checked": int((called[defective] == "CHECK").sum())}
-    return counts
+def _rate(count: int, total: int) -> float:
+    return count / total if total else float("nan")
+
+
+def ceiling_missed(scores: np.ndarray, labels: np.ndarray, rejected: int) -> int:
+    """The defects a threshold chosen on these SCORES would miss while rejecting no more than
+    REJECTED of the good ones: the best any threshold could do at that false-reject rate."""
+    good = np.sort(scores[~labels])[::-1]
+    cut = good[rejected] if rejected < len(good) else -np.inf
+    return int((scores[labels] <= cut).sum())
+
+
+def verdict_counts(scores: np.ndarray, labels: np.ndarray, point: OperatingPoint) -> dict[str, float | int]:
+    """Good parts rejected (NG) and in CHECK, defects missed (OK: neither NG nor CHECK) and sent to
+    CHECK at POINT's cut-offs, and the ceiling's defects missed at the same good parts rejected."""
+    called = verdicts_at(scores, point)
+    good, defective = called[~labels], called[labels]
+    rejected = int((good == Label.NG).sum())
+    ceiling = ceiling_missed(scores, labels, rejected)
+    counts = {"threshold": point.threshold, "check": point.check, "good": len(good), "defects": len(defective)}
+    for name, group, label in (("good_rejected", good, Label.NG), ("good_checked", good, Label.CHECK),
+                               ("defects_missed", defective, Label.OK), ("defects_checked", defective, Label.CHECK)):
+        count = int((group == label).sum())
+        counts |= {name: count, f"{name}_rate": _rate(count, len(group))}
+    return counts | {"ceiling_defects_missed": ceiling, "ceiling_defects_missed_rate": _rate(ceiling, len(defective))}
 
 
 def run_evaluation(
@@ -77,13 +90,13 @@ def run_evaluation(
         )
     labels = np.array([s.anomalous for s in samples])
     map_array, mask_array = np.stack(maps), np.stack(masks) if masked else None
-    metrics = evaluate(scores_array, labels, map_array if masked else None, mask_array, model.verdicts.threshold)
-    metrics |= verdict_counts(scores_array, labels, model.verdicts) | {"images": len(samples), "anomalous": int(labels.sum())}
-    return Evaluation(samples, scores_array, labels, map_array, mask_array, model.verdicts, metrics)
+    metrics = verdict_counts(scores_array, labels, model.point) | {"images": len(samples), "anomalous": int(labels.sum())}
+    metrics |= evaluate(scores_array, labels, map_array if masked else None, mask_array, model.point.threshold)
+    return Evaluation(samples, scores_array, labels, map_array, mask_array, model.point, metrics)
 
 
 def evaluate_bundle(
     model: Model, data: Path | str, category: str | None = None, batch_size: int = 8, track: Track = no_progress
 ) -> dict[str, float | int]:
-    """Image AUROC, pixel AUROC, F1-max, PRO, and F1, good-reject and miss rates at the threshold."""
+    """Good parts rejected and checked, defects missed (and the ceiling), image and pixel AUROC, F1, PRO."""
     return run_evaluation(model, data, category, batch_size, track).metrics

@@ -1,6 +1,5 @@
 """The line-side model: a validated bundle + an engine, with results (verdict, frame-size map) around it."""
 
-import math
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,9 +11,10 @@ import numpy as np
 
 from adedge.data.images import load_image, resize_map
 from adedge.errors import AdedgeError
-from adedge.formats import BundleMetadata
-from adedge.runtime.bundle import THRESHOLD, Bundle, read_bundle
+from adedge.formats import BundleMetadata, model_name
+from adedge.runtime.bundle import Bundle, read_bundle
 from adedge.runtime.engines import Engine, create_engine
+from adedge.runtime.verdict import Label, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
     from adedge.runtime.sources import Source
@@ -24,51 +24,27 @@ FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
 
 @dataclass(frozen=True)
-class Verdicts:
-    """The cut-offs on the graph's 0..1 score, set at run time without re-exporting: NG above
-    `threshold` (the bundle's, 0.5 = the calibrated threshold, unless moved); CHECK above `warn`,
-    a lower cut-off that opens a band for a person to look at; OK at or below both. A score that is
-    not finite (a broken model or frame) is always NG."""
-
-    threshold: float = THRESHOLD
-    warn: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.threshold) and 0.0 <= self.threshold < 1.0):
-            raise AdedgeError(f"--threshold must be from 0 up to (not including) 1 on the 0..1 score, got {self.threshold}")
-        if self.warn is not None and not (math.isfinite(self.warn) and 0.0 <= self.warn < self.threshold):
-            raise AdedgeError(f"--warn must be from 0 up to (not including) the threshold {self.threshold}, got {self.warn}")
-
-    def label(self, score: float) -> str:
-        if not (math.isfinite(score) and score <= self.threshold):
-            return "NG"
-        return "CHECK" if self.warn is not None and score > self.warn else "OK"
-
-    def record(self) -> dict[str, float]:
-        """The cut-offs as a JSON line states them."""
-        return {"threshold": self.threshold} | ({"warn": self.warn} if self.warn is not None else {})
-
-
-@dataclass(frozen=True)
 class Result:
     """One inspected frame. The map and mask have the frame's own size, and are computed when first
     asked for (a stream that only needs scores never pays for them); the mask marks map values above
-    the same threshold as the verdict (the map is calibrated like the score)."""
+    the NG threshold (the map is calibrated like the score)."""
 
-    score: float
-    label: str  # OK, CHECK or NG
+    verdict: Verdict
     model_map: np.ndarray  # at the model's input size
     frame_size: tuple[int, int]
-    verdicts: Verdicts = Verdicts()
+    point: OperatingPoint  # the cut-offs the verdict was decided at
+
+    @property
+    def score(self) -> float:
+        return self.verdict.score
+
+    @property
+    def label(self) -> Label:
+        return self.verdict.label
 
     @property
     def anomalous(self) -> bool:
-        return self.label == "NG"
-
-    @property
-    def error(self) -> str | None:
-        """Why the verdict cannot be trusted (and is NG): the model gave no finite score."""
-        return None if math.isfinite(self.score) else f"the model returned a non-finite score ({self.score}); the frame is NG"
+        return self.verdict.anomalous
 
     @cached_property
     def anomaly_map(self) -> np.ndarray:
@@ -76,15 +52,15 @@ class Result:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= self.verdicts.threshold))
+        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= self.point.threshold))
 
 
 class Model:
     """Load with Model.load(bundle); predict(frame) or predict_batch(frames) of any size; stream(source)."""
 
-    def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency", verdicts: Verdicts | None = None) -> None:
+    def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency", point: OperatingPoint | None = None) -> None:
         self.bundle, self.engine, self.mode = bundle, engine, mode
-        self.verdicts = verdicts or Verdicts(bundle.metadata.threshold)
+        self.point = point or OperatingPoint.of_bundle(bundle.metadata.operating_point)
 
     @classmethod
     def load(
@@ -96,18 +72,23 @@ class Model:
         mode: str = "latency",
         key: bytes | None = None,
         threshold: float | None = None,
-        warn: float | None = None,
+        check: float | None = None,
     ) -> "Model":
         """MODE "throughput" keeps several requests in flight in `stream`; with KEY (bytes) the
-        bundle must carry a signature made with it. THRESHOLD (default: the bundle's) and WARN set
-        the verdicts (see `Verdicts`)."""
+        bundle must carry a signature made with it. THRESHOLD and CHECK move the bundle's NG
+        threshold and CHECK band's start (see `OperatingPoint`)."""
         bundle = read_bundle(path, key)
-        verdicts = Verdicts(bundle.metadata.threshold if threshold is None else threshold, warn)
-        return cls(bundle, create_engine(bundle, backend, device, threads, mode), mode, verdicts)
+        point = OperatingPoint.of_bundle(bundle.metadata.operating_point, threshold, check)
+        return cls(bundle, create_engine(bundle, backend, device, threads, mode), mode, point)
 
     @property
     def metadata(self) -> BundleMetadata:
         return self.bundle.metadata
+
+    @property
+    def name(self) -> str:
+        """The name its records carry: the category and model it was trained as (e.g. bottle_dfm)."""
+        return model_name(None, self.metadata)
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -145,7 +126,7 @@ class Model:
 
     def result(self, image: np.ndarray, anomaly_map: np.ndarray, score: float) -> Result:
         """The Result for IMAGE from the graph's map and score for it."""
-        return Result(score, self.verdicts.label(score), anomaly_map, image.shape[:2], self.verdicts)
+        return Result(self.point.decide(score), anomaly_map, image.shape[:2], self.point)
 
     def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
         """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with

@@ -39,7 +39,7 @@ def _strip(width: int, result: Result) -> np.ndarray:
     map's 0..1 scale (faded where the heat is, with the threshold marked)."""
     unit = width / 320
     pad, thickness, bold = max(4, round(8 * unit)), max(1, round(unit)), max(1, round(2 * unit))
-    threshold = result.verdicts.threshold
+    threshold = result.point.threshold
     label, details = result.label, f"  score {result.score:.3f}  threshold {threshold:.2f}"
     longest = max(LABEL_COLOURS, key=len)  # one text size for every label: overlays of one width match
     scale = _fitting_scale(longest + details, width - 2 * pad, max(0.35, 0.6 * unit), bold)
@@ -77,7 +77,7 @@ def overlay(image: np.ndarray, result: Result, truth: np.ndarray | None = None) 
     under the frame (so that no text hides any of the part) the verdict, score, threshold and colour bar."""
     anomaly_map = result.anomaly_map
     values = np.where(np.isfinite(anomaly_map), np.clip(anomaly_map, 0.0, 1.0), 1.0)  # not finite: as bad as it gets
-    framed = _blend(image, values, result.verdicts.threshold)
+    framed = _blend(image, values, result.point.threshold)
     _outline(framed, result.mask, OUTLINE)
     if truth is not None:
         _outline(framed, resize_mask(truth, image.shape[:2]), TRUTH_OUTLINE)

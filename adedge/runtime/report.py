@@ -21,7 +21,8 @@ from adedge.errors import AdedgeError
 from adedge.fileio import write_text_atomic
 from adedge.metrics import auroc, ranked_counts
 from adedge.runtime.evaluate import Evaluation, verdicts_at
-from adedge.runtime.model import Result, Verdicts
+from adedge.runtime.model import Result
+from adedge.runtime.verdict import OperatingPoint
 from adedge.runtime.overlay import overlay
 
 REPORT_FILE = "report.html"
@@ -46,7 +47,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #495057; } svg .area { fill: 
 svg .grid { stroke: #e9ecef; } svg .chance { stroke: #adb5bd; stroke-dasharray: 4 3; fill: none; }
 svg .curve { stroke: #1864ab; stroke-width: 2; fill: none; } svg .point { fill: #c92a2a; stroke: #fff; }
 svg .good { fill: #1c7ed6; } svg .defective { fill: #e8590c; }
-svg .threshold { stroke: #c92a2a; stroke-width: 2; } svg .warn { stroke: #f08c00; stroke-width: 2; stroke-dasharray: 5 3; }
+svg .threshold { stroke: #c92a2a; stroke-width: 2; } svg .check { stroke: #f08c00; stroke-width: 2; stroke-dasharray: 5 3; }
 .gallery { display: grid; grid-template-columns: repeat(auto-fill, 322px); gap: 16px; }
 .gallery img { display: block; border: 1px solid #dee2e6; }
 .gallery figcaption { font-size: 12px; word-break: break-all; }
@@ -139,38 +140,38 @@ def _svg(width: int, height: int, body: str, label: str) -> str:
     return f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(label)}">{body}</svg>'
 
 
-def _cut_offs(verdicts: Verdicts) -> list[tuple[str, float, bool]]:
-    """The cut-offs to draw: (name, value, whether its name goes before and above it: the warn
-    cut-off's, the lower one, so that the two names do not overlap)."""
-    return [("threshold", verdicts.threshold, False)] + ([("warn", verdicts.warn, True)] if verdicts.warn is not None else [])
+def _cut_offs(point: OperatingPoint) -> list[tuple[str, float, bool]]:
+    """The cut-offs to draw: (name, value, whether its name goes before and above it: the CHECK
+    band's start, the lower one, so that the two names do not overlap)."""
+    return [("threshold", point.threshold, False)] + ([("check", point.check, True)] if point.check is not None else [])
 
 
-def _roc_chart(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts) -> str:
+def _roc_chart(scores: np.ndarray, labels: np.ndarray, point: OperatingPoint) -> str:
     plot = _Plot(56, 24, 280, 240)
     fpr, tpr = roc_curve(scores, labels)
     body = plot.axes("false positive rate (good parts rejected)", "true positive rate (defects caught)", list(TICKS))
     body += plot.polyline(np.array([0.0, 1.0]), np.array([0.0, 1.0]), "chance") + plot.polyline(fpr, tpr, "curve")
-    for name, cut, before in _cut_offs(verdicts):
+    for name, cut, before in _cut_offs(point):
         flagged = scores > cut
         body += plot.point(flagged[~labels].mean(), flagged[labels].mean(), f"{name} {cut:.2f}", before)
     return _svg(350, 310, body, "ROC curve")
 
 
-def _pr_chart(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts) -> str:
+def _pr_chart(scores: np.ndarray, labels: np.ndarray, point: OperatingPoint) -> str:
     plot = _Plot(56, 24, 280, 240)
     recall, precision = pr_curve(scores, labels)
     steps_x = np.r_[0.0, np.repeat(recall, 2)[:-1]]  # the step-wise curve whose area is the AP
     steps_y = np.repeat(precision, 2)
     body = plot.axes("recall (defects caught)", "precision (rejects that are defects)", list(TICKS))
     body += plot.polyline(np.array([0.0, 1.0]), np.full(2, labels.mean()), "chance") + plot.polyline(steps_x, steps_y, "curve")
-    for name, cut, before in _cut_offs(verdicts):
+    for name, cut, before in _cut_offs(point):
         flagged = scores > cut
         if flagged.any():
             body += plot.point(flagged[labels].mean(), labels[flagged].mean(), f"{name} {cut:.2f}", before)
     return _svg(350, 310, body, "precision-recall curve")
 
 
-def _histogram_chart(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts) -> str:
+def _histogram_chart(scores: np.ndarray, labels: np.ndarray, point: OperatingPoint) -> str:
     """Good parts' scores above, defective parts' below, each panel on its own count scale (the two
     groups' sizes differ a lot), sharing the 0..1 score axis and the cut-offs."""
     edges = np.linspace(0.0, 1.0, BINS + 1)
@@ -185,15 +186,15 @@ def _histogram_chart(scores: np.ndarray, labels: np.ndarray, verdicts: Verdicts)
             if count:
                 x, y = plot.x(start), plot.y(count)
                 body += f'<rect class="{css_class}" x="{x + 0.5:.1f}" y="{y:.1f}" width="{plot.width / BINS - 1:.1f}" height="{plot.y(0) - y:.1f}"/>'
-        for cut_name, cut, before in _cut_offs(verdicts):
+        for cut_name, cut, before in _cut_offs(point):
             body += plot.cut(cut, cut_name, "" if last else f"{cut_name} {cut:.2f}", before)
         top += 130
     return _svg(430, 310, body, "score histograms")
 
 
 def _confusion_table(evaluation: Evaluation, called: np.ndarray) -> str:
-    """Good parts passed / checked / rejected and defects missed / checked / caught; CHECK only with a warn band."""
-    labels = ["OK", "NG"] if evaluation.verdicts.warn is None else ["OK", "CHECK", "NG"]
+    """Good parts passed / checked / rejected and defects missed / checked / caught; CHECK only with a CHECK band."""
+    labels = ["OK", "NG"] if evaluation.point.check is None else ["OK", "CHECK", "NG"]
     headings = {"OK": "OK (passed)", "CHECK": "CHECK (for a person)", "NG": "NG (rejected)"}
     names = {
         False: {"OK": ("good-passed", "good passed", "right"), "CHECK": ("good-checked", "good checked", "check"),
@@ -248,12 +249,12 @@ def _png_uri(image: np.ndarray) -> str:
 
 def _figure(evaluation: Evaluation, index: int) -> str:
     """Image INDEX as an overlay, drawn at PICTURE_WIDTH from the map the evaluation kept."""
-    sample, score, verdicts = evaluation.samples[index], float(evaluation.scores[index]), evaluation.verdicts
+    sample, score, point = evaluation.samples[index], float(evaluation.scores[index]), evaluation.point
     image = load_image(sample.path)
     height, width = image.shape[:2]
     size = (PICTURE_WIDTH, max(1, round(height * PICTURE_WIDTH / width)))
     picture = cv2.resize(image, size, interpolation=cv2.INTER_AREA if width > PICTURE_WIDTH else cv2.INTER_LINEAR)
-    result = Result(score, verdicts.label(score), evaluation.maps[index], picture.shape[:2], verdicts)
+    result = Result(point.decide(score), evaluation.maps[index], picture.shape[:2], point)
     truth = evaluation.masks[index] if evaluation.masks is not None and sample.anomalous else None
     name = html.escape(f"{sample.defect}/{sample.path.name}")
     return (f'<figure><img src="{_png_uri(overlay(picture, result, truth))}" alt="overlay of {name}">'
@@ -270,27 +271,27 @@ def _gallery(evaluation: Evaluation, anomalous: bool) -> str:
 
 
 def _page(evaluation: Evaluation, title: str) -> str:
-    scores, labels, verdicts = evaluation.scores, evaluation.labels, evaluation.verdicts
-    called = verdicts_at(evaluation.scores, verdicts)
+    scores, labels, point = evaluation.scores, evaluation.labels, evaluation.point
+    called = verdicts_at(evaluation.scores, point)
     good, defective = int((~labels).sum()), int(labels.sum())
     defect_types = len({sample.defect for sample in evaluation.samples if sample.anomalous})
-    warn = f", CHECK above the warn cut-off {verdicts.warn:.2f}" if verdicts.warn is not None else ", no warn band"
+    band = f", CHECK above {point.check:.2f}" if point.check is not None else ", no CHECK band"
     written = datetime.now(timezone.utc).isoformat(timespec="seconds")
     rejected, missed = int((called[~labels] == "NG").sum()), int((called[labels] == "OK").sum())
     outlines = " Magenta: the outline of the true defect (its mask)." if evaluation.masks is not None else ""
     sections = [
         f"<header><h1>adedge evaluation</h1><p class=\"subject\">{html.escape(title)}</p>"
         f'<p class="muted">{len(scores)} test images: {good} good, {defective} defective of {defect_types} defect types. '
-        f"Verdicts: NG above the threshold {verdicts.threshold:.2f}{warn}. Scores are calibrated: 0.5 = the bundle's threshold. "
+        f"Verdicts: NG above the threshold {point.threshold:.2f}{band}. Scores are calibrated: 0.5 = the bundle's threshold. "
         f"Written {written}.</p></header>",
         '<nav><a href="#verdicts">verdicts</a><a href="#curves">curves</a><a href="#defect-types">defect types</a>'
         '<a href="#false-rejects">false rejects</a><a href="#misses">misses</a></nav>',
         f'<section id="verdicts"><h2>Verdicts at the threshold</h2><div class="row"><div>{_confusion_table(evaluation, called)}</div>'
         f"<div><h3>Headline metrics</h3>{_metrics_table(evaluation.metrics)}</div></div></section>",
         f'<section id="curves"><h2>Scores</h2><div class="row">'
-        f'<figure class="chart"><h3>ROC curve · image AUROC {auroc(labels, scores):.4f}</h3>{_roc_chart(scores, labels, verdicts)}</figure>'
-        f'<figure class="chart"><h3>Precision-recall curve · AP {average_precision(scores, labels):.4f}</h3>{_pr_chart(scores, labels, verdicts)}</figure>'
-        f'<figure class="chart"><h3>Score histograms</h3>{_histogram_chart(scores, labels, verdicts)}</figure></div></section>',
+        f'<figure class="chart"><h3>ROC curve · image AUROC {auroc(labels, scores):.4f}</h3>{_roc_chart(scores, labels, point)}</figure>'
+        f'<figure class="chart"><h3>Precision-recall curve · AP {average_precision(scores, labels):.4f}</h3>{_pr_chart(scores, labels, point)}</figure>'
+        f'<figure class="chart"><h3>Score histograms</h3>{_histogram_chart(scores, labels, point)}</figure></div></section>',
         f'<section id="defect-types"><h2>Per defect type</h2>{_defect_table(evaluation, called)}</section>',
         f'<section id="false-rejects"><h2>Worst false rejects: the good parts with the highest scores</h2>'
         f'<p class="muted">{rejected} of {good} good parts are rejected (NG). Colour: where the anomaly map nears or passes the '

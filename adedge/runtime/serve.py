@@ -19,9 +19,10 @@ import re
 import signal
 import socket
 import sys
+import threading
+import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core would print its own lines (a port in use) beside ours
@@ -36,9 +37,11 @@ from adedge.runtime.bundle import INPUT_NAME, Bundle, read_bundle
 from adedge.runtime.delivery import Forwarder
 from adedge.runtime.engines import create_engine
 from adedge.runtime.sinks import new_run_id
+from adedge.runtime.verdict import DriftMonitor, OperatingPoint, frame_record, verdict_record
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 _argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses the command line when first imported: hide adedge's
 try:
@@ -61,6 +64,10 @@ DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON n
 MIN_API_KEY = 16
 VERSION_PATH = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/.*)?$")
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes need no key
+# served at /metrics beside KServe's own
+VERDICTS = Counter("adedge_verdicts", "Served frames by verdict", ["model", "label"])
+DRIFT_ALARMS = Counter("adedge_drift_alarms", "Times the drift alarm was raised", ["model"])
+logger = logging.getLogger("adedge.serve")
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,16 @@ def check_options(api_key: str | None, max_body_mb: float) -> None:
 
 class BundleModel(Model):
     """One bundle as a KServe model: the request's uint8 frames [N, H, W, 3] (any size) go to the
-    graph as they are, and all four outputs come back: pred_score [N] (0..1, NG above 0.5),
-    pred_label [N], anomaly_map and pred_mask [N, 1, h, w]."""
+    graph as they are, and all its outputs come back: pred_score [N] (0..1, NG above 0.5),
+    pred_label [N], anomaly_map and pred_mask [N, 1, h, w]. Each frame's verdict at POINT goes to the
+    drift alarm, the metrics and PUBLISH."""
 
-    def __init__(self, served: Served, backend: str, threads: int | None, mode: str, publish: "Publisher | None" = None) -> None:
+    def __init__(self, served: Served, backend: str, threads: int | None, mode: str, point: OperatingPoint,
+                 publish: "Publisher | None" = None) -> None:
         super().__init__(served.name)
-        self.version, self.metadata, self.publish = served.version, served.bundle.metadata, publish
+        self.version, self.metadata, self.point, self.publish = served.version, served.bundle.metadata, point, publish
         self.engine = create_engine(served.bundle, backend, "CPU", threads, mode)
+        self.monitor, self.verdicts = DriftMonitor(point), threading.Lock()
         self.ready = True
 
     def get_input_types(self) -> list[dict]:
@@ -145,9 +155,17 @@ class BundleModel(Model):
 
     def _infer(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         outputs = self.engine.infer_outputs(frames)
-        if self.publish is not None:
-            score, label = self.metadata.outputs[:2]
-            self.publish(self, outputs[score], outputs[label])
+        taken = time.time()
+        with self.verdicts:  # requests run on several threads; the drift alarm and frame numbers go in order
+            for score in outputs[self.metadata.outputs[0]].tolist():
+                verdict = self.point.decide(score)
+                drift = self.monitor.update(verdict)
+                VERDICTS.labels(self.name, verdict.label.value).inc()
+                if self.monitor.raised:
+                    DRIFT_ALARMS.labels(self.name).inc()
+                    logger.warning("drift alarm for %s: %s", self.name, drift)
+                if self.publish is not None:
+                    self.publish(verdict_record(self.publish.header(self.name, taken), verdict, self.point, drift, version=self.version))
         return outputs
 
     async def predict(self, payload: InferRequest, headers: dict | None = None) -> InferResponse:
@@ -173,20 +191,19 @@ def _output(name: str, value: np.ndarray) -> InferOutput:
 
 
 class Publisher:
-    """Each served frame's verdict to the line sinks (MQTT, webhook), numbered like a stream's:
+    """Each served frame's record to the line sinks (MQTT, webhook), numbered like a stream's:
     (run, frame) is unique, `run` naming this server's start."""
 
     def __init__(self, forwarders: list[Forwarder]) -> None:
         self.forwarders, self.run, self.frames = forwarders, new_run_id(), itertools.count()
 
-    def __call__(self, model: BundleModel, scores: np.ndarray, labels: np.ndarray) -> None:
-        time = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-        for score, label in zip(scores.tolist(), labels.tolist()):
-            finite = math.isfinite(score)
-            record = {"run": self.run, "time": time, "frame": next(self.frames), "model": model.name, "version": model.version,
-                      "score": round(score, 6) if finite else None, "label": "NG" if label or not finite else "OK"}
-            for forwarder in self.forwarders:
-                forwarder.put(record)
+    def header(self, model: str, taken: float) -> dict:
+        """The next frame's record header (adedge.runtime.verdict.frame_record)."""
+        return frame_record(self.run, next(self.frames), taken, model)
+
+    def __call__(self, record: dict) -> None:
+        for forwarder in self.forwarders:
+            forwarder.put(record)
 
 
 class BinaryDataPlane(DataPlane):
@@ -348,7 +365,7 @@ def _configure_logging() -> None:
     """Warnings and errors of KServe and uvicorn as timestamped lines on stderr; their info chatter off."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    for name in ("kserve", "uvicorn", "uvicorn.error"):
+    for name in ("kserve", "uvicorn", "uvicorn.error", logger.name):
         log = logging.getLogger(name)
         log.handlers, log.propagate = [handler], False
         log.setLevel(logging.WARNING)
@@ -384,15 +401,19 @@ def serve(
     on_ready=None,
     forwarders: list[Forwarder] = (),
     grpc_port: int | None = None,
+    threshold: float | None = None,
+    check: float | None = None,
 ) -> None:
     """Serve the bundles over HTTP on SOCK (and gRPC on GRPC_PORT of the same host) until SIGTERM
     or Ctrl-C; requests in flight finish first. ON_READY(models, grpc port) is called once they are
-    compiled, just before requests are taken; each served frame's verdict goes to FORWARDERS."""
+    compiled, just before requests are taken; each served frame's verdict (at each bundle's cut-offs,
+    THRESHOLD and CHECK moved as in predict) goes to FORWARDERS."""
     check_options(api_key, max_body_mb)
     _configure_logging()
     max_body = int(max_body_mb * 2**20)
     publish = Publisher(list(forwarders)) if forwarders else None
-    models = [BundleModel(s, backend, threads, mode, publish) for s in served]
+    points = [OperatingPoint.of_bundle(s.bundle.metadata.operating_point, threshold, check) for s in served]  # refused before compiling
+    models = [BundleModel(s, backend, threads, mode, point, publish) for s, point in zip(served, points)]
     registry = ModelRepository()
     for model in models:
         model.enable_latency_logging = False

@@ -28,13 +28,13 @@ def new_run_id() -> str:
 
 
 class StreamWriter:
-    """JSON lines to ECHO (e.g. stdout) and, with OUT, appended to OUT/predictions.jsonl (a restarted
+    """Records of MODEL's verdicts as JSON lines to ECHO (e.g. stdout) and, with OUT, appended to OUT/predictions.jsonl (a restarted
     stream adds to it) beside the overlays and, at the end, OUT/summary.json."""
 
-    def __init__(self, out: Path | None, overlays: str = "ng", echo: TextIO | None = None) -> None:
+    def __init__(self, out: Path | None, model: str, overlays: str = "ng", echo: TextIO | None = None) -> None:
         if overlays not in OVERLAYS:
             raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
-        self.out, self.overlays, self.echo = out, overlays if out is not None else "none", echo
+        self.out, self.model, self.overlays, self.echo = out, model, overlays if out is not None else "none", echo
         self.run = new_run_id()
         self.lines = None
         if out is not None:
@@ -49,7 +49,7 @@ class StreamWriter:
     def write(self, inspection: Inspection) -> dict:
         """Write INSPECTION's line (and overlay); returns the record, with `overlay_error` if its
         overlay could not be written."""
-        record = {"run": self.run, **inspection.record()}
+        record = inspection.record(self.run, self.model)
         result = inspection.result
         if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
             path = self._overlay_path(inspection)

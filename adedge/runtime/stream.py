@@ -6,9 +6,9 @@ Results come out in frame order either way. A frame that fails to decode is repo
 except its latency (4 bytes, for the summary's percentiles), so memory stays flat on long runs.
 """
 
+import dataclasses
 import threading
 import time
-from datetime import datetime, timezone
 from array import array
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,6 +20,7 @@ import numpy as np
 from adedge.errors import AdedgeError
 from adedge.runtime.model import Model, Result
 from adedge.runtime.sources import Frame, Source, open_source
+from adedge.runtime.verdict import DriftMonitor, Label, frame_record, verdict_record
 
 DECODE_THREADS = 2
 
@@ -36,21 +37,16 @@ class Inspection:
     result: Result | None = None
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded frame, for overlays
+    drift: str | None = None  # the drift alarm's message while it is raised
+    drift_raised: bool = False  # whether this frame raised it
 
-    def record(self) -> dict:
-        """The frame as a JSON-ready dict (no pixels)."""
-        record = {
-            "time": datetime.fromtimestamp(self.time, timezone.utc).isoformat(timespec="milliseconds"),
-            "source": self.source,
-            "frame": self.frame,
-        }
+    def record(self, run: str, model: str) -> dict:
+        """The frame's record (adedge.runtime.verdict.verdict_record; no pixels) in RUN of MODEL."""
+        header = frame_record(run, self.frame, self.time, model)
         if self.result is None:
-            return {**record, "error": self.error}
-        result = self.result
-        score = round(result.score, 6) if result.error is None else None  # JSON has no NaN: null, with the error
-        record |= {"score": score, "label": result.label, **result.verdicts.record(),
-                   "latency_ms": round(self.latency_ms, 3), "model_ms": round(self.model_ms, 3)}
-        return record | ({"error": result.error} if result.error else {})
+            return {**header, "source": self.source, "error": self.error}
+        return verdict_record(header, self.result.verdict, self.result.point, self.drift, source=self.source,
+                              latency_ms=round(self.latency_ms, 3), model_ms=round(self.model_ms, 3))
 
 
 @dataclass
@@ -61,6 +57,7 @@ class Summary:
     check: int = 0
     ng: int = 0
     failed: int = 0
+    drift_alarms: int = 0
     latencies: array = field(default_factory=lambda: array("f"))
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
@@ -70,7 +67,8 @@ class Summary:
             self.failed += 1
             return
         label = inspection.result.label
-        self.ok, self.check, self.ng = self.ok + (label == "OK"), self.check + (label == "CHECK"), self.ng + (label == "NG")
+        self.ok, self.check, self.ng = self.ok + (label is Label.OK), self.check + (label is Label.CHECK), self.ng + (label is Label.NG)
+        self.drift_alarms += inspection.drift_raised
         self.latencies.append(inspection.latency_ms)
 
     def finish(self) -> "Summary":
@@ -82,6 +80,7 @@ class Summary:
         seconds = (self.ended or time.perf_counter()) - self.started
         p50, p99 = (round(float(p), 3) for p in np.percentile(self.latencies, [50, 99])) if inspected else (None, None)
         return {"frames": inspected + self.failed, "ok": self.ok, "check": self.check, "ng": self.ng, "failed": self.failed,
+                "drift_alarms": self.drift_alarms,
                 "latency_p50_ms": p50, "latency_p99_ms": p99,
                 "fps": round(inspected / seconds, 2) if seconds > 0 else 0.0, "seconds": round(seconds, 3)}
 
@@ -156,7 +155,12 @@ def _throughput_mode(model: Model, frames: Iterable[Frame]) -> Iterator[Inspecti
 def inspect_stream(model: Model, source: Source | str | list[str], stop: threading.Event | None = None) -> Iterator[Inspection]:
     """Inspect every frame of SOURCE (a Source, or what `open_source` takes) in order, until it
     ends or STOP is set, in the mode MODEL was loaded with: latency (one frame at a time) or
-    throughput (several requests in flight)."""
+    throughput (several requests in flight). Each inspection carries the drift alarm's state."""
     source = open_source(source) if isinstance(source, (str, list)) else source
     frames = source.frames(stop or threading.Event())
-    yield from (_throughput_mode if model.mode == "throughput" else _latency_mode)(model, frames)
+    monitor = DriftMonitor(model.point)
+    for inspection in (_throughput_mode if model.mode == "throughput" else _latency_mode)(model, frames):
+        if inspection.result is not None:
+            alarm = monitor.update(inspection.result.verdict)
+            inspection = dataclasses.replace(inspection, drift=alarm, drift_raised=monitor.raised)
+        yield inspection

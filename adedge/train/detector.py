@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adedge.errors import AdedgeError
-from adedge.runtime.bundle import THRESHOLD  # the one verdict cut-off, which the runtime and Model API read too
+from adedge.formats import NG_SCORE, Calibration, OperatingPointSpec
 from adedge.train.backbones import Backbone
 
 # "antialias": halve the frame (a bilinear halving averages each 2x2 block exactly) while it stays at
@@ -59,14 +59,32 @@ class Encoder(nn.Module):
 
 # The calibrated distance to a threshold, (raw - threshold) / scale, is squashed by a logistic of this
 # slope into 0..1 (what OpenVINO Model API expects of an anomaly map): 0.5 at the threshold, and a
-# good part's typical value (the held-back median, 2 robust deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
+# good part's typical value (the good scores' median, 2 robust deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
 SLOPE = 4.0
+
+
+def calibrated(raw: torch.Tensor, threshold: torch.Tensor | float, scale: torch.Tensor | float) -> torch.Tensor:
+    """A raw score or map on the graph's 0..1 scale: NG_SCORE at THRESHOLD."""
+    return torch.sigmoid(SLOPE * (raw - threshold) / scale)
+
+
+def operating_point(calibration: Calibration) -> OperatingPointSpec:
+    """The calibration's cut-offs and expectations on the graph's 0..1 score (adedge.json's)."""
+
+    def score(raw: float) -> float:
+        return float(calibrated(torch.tensor(raw, dtype=torch.float64), calibration.score_threshold, calibration.score_scale))
+
+    check = None if calibration.check_threshold is None else score(calibration.check_threshold)
+    return OperatingPointSpec(NG_SCORE, check, calibration.false_reject, calibration.false_reject_bound,
+                              calibration.good_in_check, score(calibration.score_max))
 
 
 class Detector(nn.Module):
     """Encoder + anomaly head + calibration, with the outputs of anomalib's exports that OpenVINO
     Model API reads: pred_score [N] and anomaly_map [N, 1, h, w] in 0..1 with 0.5 at the calibrated
-    thresholds, pred_label [N] and pred_mask [N, 1, h, w] (bool: above 0.5, or not a number)."""
+    NG thresholds, pred_label [N] and pred_mask [N, 1, h, w] (bool: above 0.5, or not a number). Model
+    API takes exactly these four outputs; the CHECK band's start on pred_score travels in the model
+    file's metadata (adedge.export.exporter.model_api_info)."""
 
     def __init__(self, encoder: Encoder, head: nn.Module) -> None:
         super().__init__()
@@ -78,13 +96,18 @@ class Detector(nn.Module):
         self.register_buffer("map_threshold", torch.zeros(()))
         self.register_buffer("map_scale", torch.ones(()))
 
+    def calibrate(self, calibration: Calibration) -> None:
+        """Fill the calibration constants in."""
+        for name in ("score_threshold", "score_scale", "map_threshold", "map_scale"):
+            getattr(self, name).fill_(getattr(calibration, name))
+
     def raw(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Uncalibrated anomaly map [N, 1, h, w] (the model's size) and score [N] for uint8 frames [N, H, W, 3]."""
         return self.head(self.encoder(image), self.image_size)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         anomaly_map, score = self.raw(image)
-        anomaly_map = torch.sigmoid(SLOPE * (anomaly_map - self.map_threshold) / self.map_scale)
-        score = torch.sigmoid(SLOPE * (score - self.score_threshold) / self.score_scale)
+        anomaly_map = calibrated(anomaly_map, self.map_threshold, self.map_scale)
+        score = calibrated(score, self.score_threshold, self.score_scale)
         # "not at most the threshold" rather than "above it": a NaN (a broken model or frame) is never OK
-        return score, ~(score <= THRESHOLD), anomaly_map, ~(anomaly_map <= THRESHOLD)
+        return score, ~(score <= NG_SCORE), anomaly_map, ~(anomaly_map <= NG_SCORE)

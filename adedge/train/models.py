@@ -38,6 +38,9 @@ class ModelPlugin:
     fit: Callable[..., tuple[Any, dict[str, list[float]]]]
     build_head: Callable[..., Any]  # head from the dict its config() returned
     float_op_types: tuple[str, ...]  # OpenVINO op types of its head that INT8 keeps in float
+    # folds of the training images, each scored out of fold for calibration by a head fitted on the
+    # others: more folds fit on more of the data (scores closer to the shipped head's) at more fits
+    calibration_folds: int = 5
 
 
 def model_plugin(name: str) -> ModelPlugin:

@@ -1,4 +1,9 @@
-"""Training: read the data, extract frozen-backbone features, fit the model's head, calibrate, save the run."""
+"""Training: read the data, extract frozen-backbone features, fit the model's head, calibrate, save the run.
+
+The backbone is frozen, so the features of every training image (and of a copy of each with a
+synthetic defect drawn on it) are extracted once. Calibration scores each training image with a head
+fitted on the other folds of those cached features (out of fold), then the head that ships is
+fitted on all of them."""
 
 import dataclasses
 import random
@@ -18,13 +23,19 @@ from adedge.errors import AdedgeError
 from adedge.formats import MAX_IMAGE_SIZE, RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
 from adedge.progress import Track, no_progress
 from adedge.train.backbones import create_backbone
-from adedge.train.calibration import calibrate_on_good, calibrate_on_labelled
+from adedge.train.calibration import (
+    DEFAULT_FALSE_REJECT,
+    MIN_CALIBRATION_IMAGES,
+    calibrate_on_good,
+    calibrate_on_labelled,
+    check_false_reject,
+)
 from adedge.fileio import check_output_folder
 from adedge.train.checkpoint import RUN_JSON, save_run
 from adedge.train.detector import RESIZE_METHODS, Detector, Encoder
-from adedge.train.models import model_plugin, model_settings
+from adedge.train.models import ModelPlugin, model_plugin, model_settings
 
-HOLD_BACK_SHARE = 0.1
+Features = dict[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class TrainConfig:
     stages: tuple[str, ...] | None = None  # default: the model plug-in's strides
     resize: str = "antialias"
     settings: dict[str, object] = field(default_factory=dict)  # the model's settings over its defaults
+    false_reject: float = DEFAULT_FALSE_REJECT  # the share of good parts the NG threshold may reject
 
 
 def check_seed(seed: int) -> None:
@@ -79,38 +91,51 @@ def _run(
     return outputs
 
 
-def _split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample]]:
-    """Hold back a seeded 10% (at least 2) of the good training images for calibration."""
-    held = max(2, round(len(samples) * HOLD_BACK_SHARE))
-    if len(samples) < held + 2:
-        raise AdedgeError(f"need at least {held + 2} good training images (2 to fit, {held} to calibrate); found {len(samples)}")
-    shuffled = random.Random(seed).sample(samples, len(samples))
-    return sorted(shuffled[held:], key=lambda s: s.path), sorted(shuffled[:held], key=lambda s: s.path)
+def _folds(count: int, folds: int, seed: int) -> list[np.ndarray]:
+    """COUNT indices shuffled (seeded) into FOLDS parts of near-equal size, each sorted."""
+    order = np.random.default_rng(seed).permutation(count)
+    return [np.sort(part) for part in np.array_split(order, min(folds, count))]
 
 
-def _raw(
-    detector: Detector, samples: list[Sample], batch_size: int, track: Track, what: str, prepare: Callable[[list], list] = list
-) -> tuple[np.ndarray, np.ndarray]:
-    """Raw anomaly maps [N, h, w] and scores [N] of SAMPLES (as PREPARE turns them into frames)."""
-    outputs = _run(detector.raw, samples, batch_size, track, what, prepare)
+def _subset(features: Features, index: np.ndarray) -> Features:
+    return {name: f[torch.from_numpy(index)] for name, f in features.items()}
+
+
+@torch.no_grad()
+def _head_scores(head: torch.nn.Module, features: Features, size: tuple[int, int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores [N] and anomaly-map maxima [N] of HEAD on cached FEATURES."""
+    count = len(next(iter(features.values())))
+    scores, maxima = [], []
+    for start in range(0, count, batch_size):
+        anomaly_map, score = head(_subset(features, np.arange(start, min(start + batch_size, count))), size)
+        scores.append(score)
+        maxima.append(anomaly_map.flatten(1).amax(1))
+    return torch.cat(scores).double().numpy(), torch.cat(maxima).double().numpy()
+
+
+def out_of_fold_scores(
+    plugin: ModelPlugin, settings: object, features: Features, defect_features: Features, size: tuple[int, int], seed: int,
+    batch_size: int, track: Track = no_progress,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw scores and map maxima of every good training image, and raw scores of its copy with a
+    synthetic defect, each from a head fitted on the other folds (the plug-in's calibration_folds)."""
+    count = len(next(iter(features.values())))
+    good, maxima, defects = np.empty(count), np.empty(count), np.empty(count)
+    for held in _folds(count, plugin.calibration_folds, seed):
+        head, _ = plugin.fit(_subset(features, np.setdiff1d(np.arange(count), held)), settings, seed, track)
+        head.eval()
+        good[held], maxima[held] = _head_scores(head, _subset(features, held), size, batch_size)
+        defects[held], _ = _head_scores(head, _subset(defect_features, held), size, batch_size)
+    return good, maxima, defects
+
+
+def _raw(detector: Detector, samples: list[Sample], batch_size: int, track: Track, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw anomaly maps [N, h, w] and scores [N] of SAMPLES."""
+    outputs = _run(detector.raw, samples, batch_size, track, what)
     return torch.cat([m for m, _ in outputs])[:, 0].numpy(), torch.cat([s for _, s in outputs]).numpy()
 
 
-def good_and_defect_scores(
-    detector: Detector, held_back: list[Sample], seed: int, batch_size: int, track: Track = no_progress
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Raw scores and map maxima of the held-back good images, and raw scores of seeded synthetic
-    defects drawn on them: what the threshold is set from when there are no defect images."""
-    maps, scores = _raw(detector, held_back, batch_size, track, "calibrating")
-    rng = np.random.default_rng(seed)
-    _, defect_scores = _raw(detector, held_back, batch_size, track, "calibrating on synthetic defects",
-                            lambda images: defective_copies(images, rng))
-    return scores, maps.reshape(len(maps), -1).max(axis=1), defect_scores
-
-
-def _calibrate(detector: Detector, config: TrainConfig, held_back: list[Sample], val_samples: list[Sample], track: Track) -> Calibration:
-    if config.val_data is None:
-        return calibrate_on_good(*good_and_defect_scores(detector, held_back, config.seed, config.batch_size, track))
+def _calibrate_on_labelled(detector: Detector, config: TrainConfig, val_samples: list[Sample], track: Track) -> Calibration:
     maps, scores = _raw(detector, val_samples, config.batch_size, track, "calibrating")
     labels = np.array([s.anomalous for s in val_samples])
     masks = None
@@ -129,6 +154,17 @@ def _require_finite(detector: Detector) -> None:
         )
 
 
+def _features(encoder: Encoder, samples: list[Sample], batch_size: int, track: Track, what: str,
+              prepare: Callable[[list], list] = list) -> Features:
+    """The backbone's features {stage: [N, C, h, w]} of SAMPLES (as PREPARE turns them into frames)."""
+    outputs = _run(encoder, samples, batch_size, track, what, prepare)
+    features = {name: torch.cat([f[name] for f in outputs]) for name in encoder.backbone.return_stages}
+    broken = [name for name, f in features.items() if not torch.isfinite(f).all()]
+    if broken:
+        raise AdedgeError(f"the backbone gave non-finite features ({', '.join(broken)}); nothing was written: check the --weights file")
+    return features
+
+
 def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     plugin = model_plugin(config.model)
@@ -139,6 +175,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     if config.resize not in RESIZE_METHODS:
         raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
     check_seed(config.seed)
+    check_false_reject(config.false_reject)
     check_output_folder(config.out, RUN_JSON)
     val_samples = require_test_images(open_dataset(config.val_data, config.category)) if config.val_data else []
     has_masks(val_samples)  # a set with some masks missing is refused now, not after training
@@ -148,7 +185,8 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     torch.manual_seed(config.seed)
     dataset = open_dataset(config.data, config.category)
     train_samples = require_train_images(dataset)
-    fit_samples, held_back = (train_samples, []) if config.val_data else _split(train_samples, config.seed)
+    if config.val_data is None and len(train_samples) < MIN_CALIBRATION_IMAGES:
+        raise AdedgeError(f"need at least {MIN_CALIBRATION_IMAGES} good training images to fit and calibrate; found {len(train_samples)}")
     size = (image_size, image_size)
     backbone = create_backbone(config.backbone, config.weights)
     stages = list(config.stages or backbone.stages_at(plugin.strides))
@@ -156,16 +194,19 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
         raise AdedgeError(f"{plugin.name} uses {plugin.stage_count} backbone stage(s), got {len(stages)}: {', '.join(stages)}")
     backbone.keep_stages(stages)
     encoder = Encoder(backbone, size, config.resize).eval()
-    outputs = _run(encoder, fit_samples, config.batch_size, track, "extracting features")
-    features = {name: torch.cat([f[name] for f in outputs]) for name in backbone.return_stages}
-    broken = [name for name, f in features.items() if not torch.isfinite(f).all()]
-    if broken:
-        raise AdedgeError(f"the backbone gave non-finite features ({', '.join(broken)}); nothing was written: check the --weights file")
+    features = _features(encoder, train_samples, config.batch_size, track, "extracting features")
+    if config.val_data is None:
+        rng = np.random.default_rng(config.seed)
+        defect_features = _features(encoder, train_samples, config.batch_size, track, "extracting features of synthetic defects",
+                                    lambda images: defective_copies(images, rng))
+        scores = out_of_fold_scores(plugin, settings, features, defect_features, size, config.seed, config.batch_size, track)
     head, losses = plugin.fit(features, settings, config.seed, track)
     detector = Detector(encoder, head).eval()
-    calibration = _calibrate(detector, config, held_back, val_samples, track)
-    for name in ("score_threshold", "score_scale", "map_threshold", "map_scale"):
-        getattr(detector, name).fill_(getattr(calibration, name))
+    if config.val_data is None:
+        calibration = calibrate_on_good(*scores, config.false_reject, config.seed)
+    else:
+        calibration = _calibrate_on_labelled(detector, config, val_samples, track)
+    detector.calibrate(calibration)
     _require_finite(detector)
     info = RunInfo(
         format_version=RUN_FORMAT_VERSION,
@@ -182,9 +223,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
             root=str(dataset.root),
             category=dataset.category,
             layout=dataset.layout,
-            fit_images=len(fit_samples),
-            held_back_images=len(held_back),
-            held_back=[str(s.path.relative_to(dataset.root)) for s in held_back],
+            fit_images=len(train_samples),
         ),
         seed=config.seed,
         losses=losses,
