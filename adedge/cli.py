@@ -20,8 +20,8 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
-from adedge.errors import AdedgeError
-from adedge.fileio import check_output_folder, write_json
+from adedge.errors import AdedgeError, printable
+from adedge.fileio import check_output_file, check_output_folder, write_json
 from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
@@ -36,10 +36,16 @@ def _progress(items, description: str):
     return track(items, description=description, console=err_console, transient=True)
 
 
+def _safe(text: object) -> str:
+    """Outside text (a path, an endpoint's answer, a library's message) for a rich line: control
+    characters escaped, rich markup too."""
+    return escape(printable(text))
+
+
 def _error_line(message: str) -> None:
     """MESSAGE as one line on stderr: no terminal colour codes or line breaks a library put in it."""
     message = " ".join(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", message).split())
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {_safe(message)}", highlight=False, soft_wrap=True)
 
 
 def user_errors(command: Callable) -> Callable:
@@ -124,7 +130,7 @@ def train(
         f"in {info.train_seconds:.1f} s; calibration: {info.calibration.method}; run: {out}", highlight=False, soft_wrap=True,
     )
     for line, plain in describe_calibration(info.calibration, None if val_data else false_reject):
-        (out_console if plain else err_console).print(line if plain else f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        (out_console if plain else err_console).print(line if plain else f"[yellow]warning:[/] {_safe(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command("export")
@@ -174,7 +180,7 @@ OUTBOX_HELP = "Folder of the on-disk queues of --mqtt and --webhook (default: ~/
 
 def _log_line(line: str) -> None:
     """A yellow line on stderr: a source or a sink going away and coming back."""
-    err_console.print(f"[yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]{_safe(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _close_forwarders(forwarders: list) -> None:
@@ -183,7 +189,7 @@ def _close_forwarders(forwarders: list) -> None:
         left = forwarder.close()
         queued = f"; {left} queued in {forwarder.outbox.path}, sent at the next start" if left else ""
         unqueued = f"; {forwarder.unqueued} could not be queued (see above)" if forwarder.unqueued else ""
-        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{escape(queued + unqueued)}", highlight=False, soft_wrap=True)
+        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{_safe(queued + unqueued)}", highlight=False, soft_wrap=True)
 
 
 THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the false-reject budget's threshold); lower catches more."
@@ -245,20 +251,22 @@ def predict(
             for inspection in inspect_stream(model, frames, stop):
                 if inspection.error is not None:
                     err_console.print(
-                        f"[yellow]skipped[/] frame {inspection.frame} ({escape(inspection.source)}): {escape(inspection.error)}",
+                        f"[yellow]skipped[/] frame {inspection.frame} ({_safe(inspection.source)}): {_safe(inspection.error)}",
                         highlight=False, soft_wrap=True,
                     )
                 if inspection.drift_raised:
-                    err_console.print(f"[bold yellow]drift alarm[/] at frame {inspection.frame}: {escape(inspection.drift)}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[bold yellow]drift alarm[/] at frame {inspection.frame}: {_safe(inspection.drift)}", highlight=False, soft_wrap=True)
                 record = writer.write(inspection)
                 if "overlay_error" in record:
-                    err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {escape(record['overlay_error'])}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {_safe(record['overlay_error'])}", highlight=False, soft_wrap=True)
                 summary.add(inspection)
                 for forwarder in forwarders:
                     forwarder.put(record)
     finally:
-        writer.close(summary.finish())
+        unwritten = writer.close(summary.finish())
         _close_forwarders(forwarders)
+        if unwritten:
+            err_console.print(f"[yellow]summary missing:[/] {_safe(unwritten)}", highlight=False, soft_wrap=True)
     figures = summary.as_dict()
     err_console.print(
         f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed, "
@@ -288,6 +296,8 @@ def eval_command(
 
     if report is not None:
         check_report_folder(report)
+    if json_file is not None:
+        check_output_file(json_file)
     model = _load(bundle, backend, key, threshold=threshold, check=check)
     evaluation = run_evaluation(model, data, category, track=_progress)
     title = f"{bundle} on {data / category if category else data}"
@@ -295,7 +305,7 @@ def eval_command(
     _write_json(json_file, evaluation.metrics)
     if report is not None:
         path = write_report(evaluation, report, f"{model.metadata.model} bundle {title}")
-        out_console.print(f"report: {escape(str(path))}")
+        out_console.print(f"report: {_safe(str(path))}")
 
 
 @app.command("bench")
@@ -311,6 +321,8 @@ def bench_command(
     """Latency (p50/p90/p99 ms) and throughput of a bundle's graph on frames of the model's size."""
     from adedge.runtime.bench import bench
 
+    if json_file is not None:
+        check_output_file(json_file)
     model = _load(bundle, backend, key)
     with err_console.status(f"timing {iterations} calls at batch {batch}"):
         figures = bench(model, batch, iterations)
@@ -356,8 +368,10 @@ def serve(
         guard = "API key required" if api_key else "no API key"
         grpc_line = f" and gRPC on {host}:{grpc_bound}" if grpc_bound else ""
         out_console.print(f"listening on {address}{grpc_line} (Open Inference Protocol v2; {guard}); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)
+        if host in server.WILDCARDS:
+            err_console.print(f"[yellow]warning:[/] listening on {host}: every network of this PC", highlight=False)
         if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
-            err_console.print(f"[yellow]warning:[/] {host} without --api-key: anyone who can reach this PC can use the models")
+            err_console.print(f"[yellow]warning:[/] {_safe(host)} without --api-key: anyone who can reach this PC can use the models", highlight=False)
         sys.stdout.flush()
 
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)

@@ -113,9 +113,23 @@ def json_text(values: object, indent: int | None = None) -> str:
     return json.dumps(_finite_or_none(values), indent=indent, allow_nan=False)
 
 
+def check_output_file(path: Path | str) -> Path:
+    """Refuse PATH as an output file unless it is a new name or a regular file (not a device, a
+    pipe, a folder, or a link to one), and its folder is a folder: called before any work starts."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        kind = "a link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file (a device or a pipe)"
+        raise AdedgeError(f"refusing to write {path}: it is {kind}; name a new or regular file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise AdedgeError(f"cannot write {path}: {path.parent} is not a folder")
+    return path
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write DATA to PATH through a scratch file renamed over it: a reader never sees half a file,
-    and a failed write (a full disk) leaves the old file, or none, and no scratch file behind."""
+    and a failed write (a full disk) leaves the old file, or none, and no scratch file behind. Only
+    a new name or a regular file is written over (see check_output_file)."""
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.tmp")
     try:

@@ -73,6 +73,8 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AdedgeError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:  # Python's JSON reader caps nesting at its recursion limit
+        raise AdedgeError(f"{path} is nested too deeply to be an adedge file") from None
     if not isinstance(data, dict):
         raise AdedgeError(f"{path} must hold a JSON object")
     if data.get("format_version") != version:

@@ -140,3 +140,13 @@ def test_error_lines_keep_brackets(tmp_path, monkeypatch):
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setattr(builtins, "__import__", without_torch)
     _one_line_error(invoke("train", "--data", tmp_path, "--out", tmp_path / "r"), "training extra (torch is not installed): pip install 'adedge[train]'")
+
+
+def test_lines_from_outside_reach_the_terminal_escaped(capsys):
+    from adedge import cli
+
+    cli._log_line("webhook http://127.0.0.1:9/v: HTTP 503 \x1b[2J\x1b[Herror: forged line\r")
+    cli._error_line("cannot read /data/\x1b]0;title\x07part.png")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\r" not in err
+    assert "HTTP 503 \\x1b[2J\\x1b[Herror: forged line\\r" in err and "\\x1b]0;title\\x07part.png" in err

@@ -195,6 +195,29 @@ def test_the_server_refuses_unknown_models_and_oversized_bodies_and_keeps_servin
     assert client.infer("plate_dfm", [_frames_input(image)]).as_numpy("pred_score").shape == (1,)
 
 
+def _get(server: Server, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://{server.address}{path}", timeout=60) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_only_the_protocols_serving_routes_are_reachable(served):
+    server, _, _ = served
+    for path in ("/v2/repository/models/plate_dfm/unload", "/v2/repository/models/plate_dfm/load", "/v2/repository/index"):
+        assert server.post(path, b"{}")[0] == 404, path
+    for path in ("/docs", "/openapi.json", "/v1/models", "/v1/models/plate_dfm", "/openai/v1/models", "/"):
+        assert _get(server, path) == 404, path
+    for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/plate_dfm", "/v2/models/plate_dfm/ready", "/metrics"):
+        assert _get(server, path) == 200, path
+    with pytest.raises(InferenceServerException, match="UNIMPLEMENTED"):
+        server.grpc_client().unload_model("plate_dfm")
+    assert server.client().is_model_ready("plate_dfm") and server.grpc_client().is_model_ready("plate_dfm")  # still loaded
+    metrics = urllib.request.urlopen(f"http://{server.address}/metrics", timeout=60).read().decode()
+    assert "adedge_verdicts_total" in metrics
+
+
 def test_api_key_guards_everything_but_health(small_model):
     _, bundle = small_model
     server = Server(bundle, env={"ADEDGE_API_KEY": API_KEY})

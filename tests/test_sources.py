@@ -4,6 +4,7 @@ camera or stream survives an outage; a truncated video says so."""
 import io
 import itertools
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -115,6 +116,25 @@ def test_a_reused_name_is_inspected_again_each_time_it_is_rewritten(tmp_path):
     assert len(seen) == 3 and all(s.name == "latest.png" and s.error is None for s in seen)
     for s, data in zip(seen, versions):
         np.testing.assert_array_equal(s.image, decode_image(data, "latest.png"))
+
+
+def test_a_rewrite_in_place_that_restores_size_and_time_is_inspected_again(tmp_path):
+    """As `cp -p`, `rsync -t --inplace` and some FTP uploads rewrite a file: same name, same size,
+    the modification time set back to the old one."""
+    versions = [_encoded(seed, ".png", compress_level=0) for seed in range(2)]
+    assert len({len(data) for data in versions}) == 1
+    path = tmp_path / "part.png"
+    path.write_bytes(versions[0])
+    stamp = path.stat().st_mtime_ns
+    watcher = _watch(tmp_path)
+    watcher.wait_for(1)
+    with open(path, "r+b") as file:  # in place: the same inode
+        file.write(versions[1])
+    os.utime(path, ns=(stamp, stamp))
+    watcher.wait_for(2)
+    seen = watcher.finish()
+    assert len(seen) == 2 and path.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(seen[1].image, decode_image(versions[1], "part.png"))
 
 
 def test_a_corrupt_file_is_reported_once_after_the_give_up_time(tmp_path):

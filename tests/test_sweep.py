@@ -9,6 +9,7 @@ full disk) run the real console script in a subprocess.
 
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -339,6 +340,87 @@ WITH_MODEL |= {
     "predict truncated image": lambda w: (_predict(w, source=w.file("cut.png", w.image.read_bytes()[:200])), "cut.png"),
 }
 
+# issue 24's classes: serving closed, files written only where they belong, every mistake exit 2,
+# outside text shown safely (every case's stderr is checked for raw control characters)
+WITH_MODEL |= {
+    "serve host empty": lambda w: (["serve", w.bundle, "--host", ""], "--host"),
+    "serve host blank": lambda w: (["serve", w.bundle, "--host", " "], "--host"),
+    "serve host padded": lambda w: (["serve", w.bundle, "--host", " 0.0.0.0"], "--host"),
+    "serve max body inf": lambda w: (["serve", w.bundle, "--max-body-mb", "inf"], "--max-body-mb"),
+    "serve max body nan": lambda w: (["serve", w.bundle, "--max-body-mb", "nan"], "--max-body-mb"),
+    "serve max body huge": lambda w: (["serve", w.bundle, "--max-body-mb", 1e9], "--max-body-mb"),
+    "serve check above threshold": lambda w: (["serve", w.bundle, "--port", 0, "--threshold", 0.3, "--check", 0.4], "--check"),
+    "serve threshold 1": lambda w: (["serve", w.bundle, "--port", 0, "--threshold", 1], "--threshold"),
+    "eval json a folder": lambda w: (["eval", w.bundle, "--data", w.data, "--json", w.folder("json-dir")], "json-dir"),
+    "eval json a pipe": lambda w: (["eval", w.bundle, "--data", w.data, "--json", _fifo(w, "metrics.fifo")], "metrics.fifo"),
+    "eval json a link": lambda w: (["eval", w.bundle, "--data", w.data, "--json", _link(w, "m.json", w.file("real.json", "{}"))], "m.json"),
+    "eval json under a file": lambda w: (["eval", w.bundle, "--data", w.data, "--json", w.file("plain.txt", "x") / "m.json"], "plain.txt"),
+    "bench json a folder": lambda w: (["bench", w.bundle, "--json", w.folder("bench-dir")], "bench-dir"),
+    "bench json a pipe": lambda w: (["bench", w.bundle, "--json", _fifo(w, "bench.fifo")], "bench.fifo"),
+    "bench json a link to a device": lambda w: (["bench", w.bundle, "--json", _link(w, "null.json", Path("/dev/null"))], "null.json"),
+    "bundle lists a parent path": lambda w: (["predict", _listing(w, "../run-copy/run.json"), w.image], "plain file names"),
+    "bundle lists an absolute path": lambda w: (["predict", _listing(w, "/etc/hostname"), w.image], "plain file names"),
+    "bundle lists a sub-folder": lambda w: (["predict", _listing(w, "sub/model.bin"), w.image], "plain file names"),
+    "bundle lists dot dot": lambda w: (["predict", _listing(w, ".."), w.image], "plain file names"),
+    "bundle lists an empty name": lambda w: (["predict", _listing(w, ""), w.image], "plain file names"),
+    "bundle lists a backslash path": lambda w: (["predict", _listing(w, "..\\x"), w.image], "plain file names"),
+    "bundle weights a link": lambda w: (["predict", _linked_weights(w), w.image], "is a link"),
+    "adedge.json nested deeply": lambda w: (["predict", _deeply_nested(w, "bundle", "adedge.json"), w.image], "nested too deeply"),
+    "run.json nested deeply": lambda w: (_export(w, _deeply_nested(w, "run", "run.json")), "nested too deeply"),
+    "predict camera index huge": lambda w: (_predict(w, source="99999999999999999999"), "camera index"),
+    "predict camera index above 9999": lambda w: (_predict(w, source="10000"), "camera index"),
+    "predict mqtt port text": lambda w: (_predict(w, "--mqtt", "mqtt://127.0.0.1:abc/line"), "--mqtt"),
+    "predict mqtt port out of range": lambda w: (_predict(w, "--mqtt", "mqtt://127.0.0.1:99999/line"), "--mqtt"),
+    "predict webhook ipv6 malformed": lambda w: (_predict(w, "--webhook", "http://[::1/verdicts"), "--webhook"),
+    "predict webhook port text": lambda w: (_predict(w, "--webhook", "http://127.0.0.1:port/x"), "--webhook"),
+    "predict webhook with an escape": lambda w: (_predict(w, "--webhook", "ftp://\x1b[2Jhost/x"), "--webhook"),
+    "predict source named with escapes": lambda w: (_predict(w, source=w.tmp / "\x1b[2J\x1b[31mgone.png"), "gone.png"),
+    "predict source named with a line break": lambda w: (_predict(w, source=w.tmp / "a\nerror: forged.png"), "forged.png"),
+    "predict source named right to left": lambda w: (_predict(w, source=w.tmp / "gnp.\u202eexe.png"), "exe.png"),
+    "eval data named with escapes": lambda w: (["eval", w.bundle, "--data", w.tmp / "\x1b]0;owned\x07data"], "data"),
+    "predict check nan": lambda w: (_predict(w, "--check", "nan"), "--check"),
+    "predict check negative": lambda w: (_predict(w, "--check", -0.1), "--check"),
+}
+NO_MODEL |= {
+    "train cflow lr absurd": lambda w: (_train(w, "--model", "cflow", "-p", "lr=1e308"), "lr"),
+    "train cflow clamp absurd": lambda w: (_train(w, "--model", "cflow", "-p", "clamp=1e9"), "clamp"),
+    "train cflow condition huge": lambda w: (_train(w, "--model", "cflow", "-p", "condition=1000000"), "condition"),
+    "train false reject nan": lambda w: (_train(w, "--false-reject", "nan"), "--false-reject"),
+    "train false reject negative": lambda w: (_train(w, "--false-reject", -0.01), "--false-reject"),
+    "train too few images": lambda w: (_train(w, data=w.folder("three", copies=3)), "at least 4"),
+}
+
+
+def _fifo(w: World, name: str) -> Path:
+    os.mkfifo(w.tmp / name)
+    return w.tmp / name
+
+
+def _link(w: World, name: str, target: Path) -> Path:
+    (w.tmp / name).symlink_to(target)
+    return w.tmp / name
+
+
+def _listing(w: World, name: str) -> Path:
+    """A copy of the bundle whose adedge.json also lists NAME (with some hash)."""
+    w.folder("run-copy")
+    return w.edited_copy("bundle", "adedge.json", lambda content: {**content, "files": {**content["files"], name: "0" * 64}})
+
+
+def _linked_weights(w: World) -> Path:
+    """A copy of the bundle whose model.bin is a link to the real one outside it."""
+    copy = w.tmp / "bundle-linked"
+    shutil.copytree(w.bundle, copy)
+    (copy / "model.bin").unlink()
+    (copy / "model.bin").symlink_to(w.bundle / "model.bin")
+    return copy
+
+
+def _deeply_nested(w: World, what: str, file: str) -> Path:
+    copy = w.edited_copy(what, file, lambda content: content)
+    (copy / file).write_text("[" * 200_000 + "]" * 200_000)
+    return copy
+
 
 _HELD: list = []  # sockets kept open for the cases that need a port in use
 
@@ -401,6 +483,7 @@ def _check(w: World, name: str, case: Case, capsys) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     assert "Traceback" not in err, f"{name}: {err}"
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", err), f"{name}: raw control characters: {err!r}"
     assert code == 2, f"{name}: exit {code}: {err}"
     assert len(errors) == 1, f"{name}: {err}"
     assert name in STREAMS or len(lines) == 1, f"{name}: more than one line on stderr: {err}"
@@ -426,7 +509,7 @@ def test_bad_input_with_a_model(name, synthetic, small_model, tmp_path, capsys):
 
 
 def test_the_sweep_has_over_100_cases():
-    assert len(NO_MODEL) + len(WITH_MODEL) >= 100
+    assert len(NO_MODEL) + len(WITH_MODEL) >= 280
 
 
 def _console_script(args: list, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
@@ -455,3 +538,20 @@ def test_a_full_disk_ends_in_one_line_and_leaves_nothing(command, synthetic, sma
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert [line for line in result.stderr.splitlines() if line.strip()][-1].startswith("error:"), result.stderr
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")], list(tmp_path.iterdir())
+
+
+def test_a_full_disk_during_predict_leaves_whole_lines_and_names_the_file(synthetic, small_model, tmp_path):
+    _, bundle = small_model
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index in range(40):
+        shutil.copy(synthetic / "test" / "good" / "000.png", frames / f"{index:03d}.png")
+    out = tmp_path / "out"
+    result = _console_script(["predict", bundle, frames, "--out", out, "--overlays", "none"], file_size_limit=6_000)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(errors) == 1, result.stderr
+    assert f"cannot write {out / 'predictions.jsonl'}" in errors[0] and "records of run" in errors[0]
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 40 and all(json.loads(line)["frame"] == n for n, line in enumerate(lines))  # whole lines only
+    written = int(errors[0].split("; ")[-2].split()[0])
+    assert written == len(lines) and json.loads((out / "summary.json").read_text())["frames"] >= len(lines)

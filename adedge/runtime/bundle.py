@@ -90,6 +90,11 @@ class Bundle:
 
 
 def _check_files(path: Path, metadata: BundleMetadata) -> None:
+    """Every listed file a plain file of the bundle (names checked before anything is opened: no
+    folder part, no '..', no absolute path, no link), present, unmodified, and nothing unlisted."""
+    for name in metadata.files:
+        if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+            raise AdedgeError(f"{path / METADATA_FILE} lists {name!r}: a bundle lists only plain file names inside it")
     listed = set(metadata.files)
     if FORMATS[metadata.format] not in listed:
         raise AdedgeError(f"{path / METADATA_FILE} does not list its model file {FORMATS[metadata.format]}")
@@ -98,6 +103,8 @@ def _check_files(path: Path, metadata: BundleMetadata) -> None:
         raise AdedgeError(f"{path} holds files adedge.json does not list: {', '.join(sorted(present - listed))}")
     for name, digest in metadata.files.items():
         file = path / name
+        if file.is_symlink():
+            raise AdedgeError(f"{file} is a link; a bundle holds its files itself")
         if not file.is_file():
             raise AdedgeError(f"bundle file missing: {file}")
         if sha256_file(file) != digest:

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
@@ -37,6 +37,16 @@ def default_outbox_folder() -> Path:
     return Path(state) / "adedge" / "outbox"
 
 
+def _parsed(url: str, option: str) -> ParseResult:
+    """URL split into its parts, port included, or one line saying what is wrong with it."""
+    try:
+        parts = urlparse(url)
+        parts.port  # noqa: B018 - a port that is not a number from 0 to 65535 raises here
+    except ValueError as exc:
+        raise AdedgeError(f"{option} URL {url!r} is malformed: {exc}") from None
+    return parts
+
+
 class MqttSender:
     """Publishes to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC with QoS 1 through Eclipse paho-mqtt,
     whose network thread reconnects on its own."""
@@ -44,7 +54,7 @@ class MqttSender:
     kind = "mqtt"
 
     def __init__(self, url: str) -> None:
-        parts = urlparse(url)
+        parts = _parsed(url, "--mqtt")
         self.topic = unquote(parts.path.lstrip("/"))
         if parts.scheme != "mqtt" or not parts.hostname or not self.topic or any(c in url for c in "+#?"):
             raise AdedgeError(f"--mqtt must be mqtt://HOST[:PORT]/TOPIC (a topic without + or #), got {url!r}")
@@ -89,7 +99,7 @@ class WebhookSender:
     kind = "webhook"
 
     def __init__(self, url: str) -> None:
-        parts = urlparse(url)
+        parts = _parsed(url, "--webhook")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AdedgeError(f"--webhook must be an http:// or https:// URL, got {url!r}")
         self.url = self.target = url

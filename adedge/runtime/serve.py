@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
 
 from adedge.data.images import MAX_FRAME_PIXELS
-from adedge.errors import AdedgeError
+from adedge.errors import AdedgeError, printable
 from adedge.formats import MAX_BATCH, NAME_PATTERN, model_name
 from adedge.runtime.bundle import INPUT_NAME, Bundle, read_bundle
 from adedge.runtime.delivery import Forwarder
@@ -61,9 +61,16 @@ finally:
     sys.argv = _argv
 
 DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON numbers
+MAX_BODY_MB = 2047  # gRPC's message limit is a 32-bit count of bytes
 MIN_API_KEY = 16
 VERSION_PATH = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/.*)?$")
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes need no key
+# all that is reachable: the protocol's server metadata, health, model metadata, model ready and
+# infer routes, and Prometheus metrics; KServe's model repository (load, unload), v1, OpenAI and
+# documentation routes are not served
+SERVED_PATHS = re.compile(r"^(/v2(/health/(live|ready))?|/v2/models/[^/]+(/ready|/infer)?|/metrics)$")
+GRPC_METHODS = frozenset(f"/inference.GRPCInferenceService/{name}" for name in
+                         ("ServerLive", "ServerReady", "ServerMetadata", "ModelReady", "ModelMetadata", "ModelInfer"))
 # served at /metrics beside KServe's own
 VERDICTS = Counter("adedge_verdicts", "Served frames by verdict", ["model", "label"])
 DRIFT_ALARMS = Counter("adedge_drift_alarms", "Times the drift alarm was raised", ["model"])
@@ -102,8 +109,8 @@ def served_bundles(specs: list[str], key: bytes | None = None) -> list[Served]:
 def check_options(api_key: str | None, max_body_mb: float) -> None:
     if api_key is not None and len(api_key) < MIN_API_KEY:
         raise AdedgeError(f"--api-key must be at least {MIN_API_KEY} characters, got {len(api_key)}")
-    if not max_body_mb > 0:
-        raise AdedgeError(f"--max-body-mb must be above 0, got {max_body_mb}")
+    if not 0 < max_body_mb <= MAX_BODY_MB:  # NaN and inf too
+        raise AdedgeError(f"--max-body-mb must be above 0 and at most {MAX_BODY_MB}, got {max_body_mb}")
 
 
 class BundleModel(Model):
@@ -254,8 +261,6 @@ class Gate:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.api_key and scope["path"] not in OPEN_PATHS and not _key_matches(headers, self.api_key):
-            return await reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
         match = VERSION_PATH.match(scope["path"])
         if match:
             name, version, rest = match.group(1), match.group(2), match.group(3) or ""
@@ -263,6 +268,11 @@ class Gate:
                 return await reply(send, 404, f"model {name} has no version {version}; version {self.versions[name]} is served")
             path = f"/v2/models/{name}{rest}"
             scope = dict(scope, path=path, raw_path=path.encode())
+        if not SERVED_PATHS.match(scope["path"]):
+            return await reply(send, 404, "not served: adedge serve answers the Open Inference Protocol's health, metadata, "
+                                          "ready and infer routes and /metrics only")
+        if self.api_key and scope["path"] not in OPEN_PATHS and not _key_matches(headers, self.api_key):
+            return await reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
         # an oversized body is read to its end and dropped before the 413, so the client, still
         # sending, gets the answer rather than a reset connection
         too_big, size, body, more = int(headers.get("content-length") or 0) > self.max_body, 0, [], True
@@ -283,20 +293,26 @@ class Gate:
 
 
 
-class GrpcApiKey(grpc.aio.ServerInterceptor):
-    """The API key on gRPC, as metadata `authorization: Bearer KEY` or `x-api-key: KEY`; the
-    health RPCs stay open, as on HTTP."""
+class GrpcGate(grpc.aio.ServerInterceptor):
+    """gRPC's Gate: only GRPC_METHODS (the model repository's load and unload are refused), and with
+    an API key, as metadata `authorization: Bearer KEY` or `x-api-key: KEY`, on all but the health RPCs."""
 
     OPEN = ("/inference.GRPCInferenceService/ServerLive", "/inference.GRPCInferenceService/ServerReady")
 
-    def __init__(self, api_key: str) -> None:
+    def __init__(self, api_key: str | None) -> None:
         self.api_key = api_key
 
     async def intercept_service(self, continuation, details):
+        if details.method not in GRPC_METHODS:
+            return grpc.unary_unary_rpc_method_handler(_unserved)
         headers = {key.lower(): value for key, value in details.invocation_metadata or ()}
-        if details.method in self.OPEN or _key_matches(headers, self.api_key):
+        if not self.api_key or details.method in self.OPEN or _key_matches(headers, self.api_key):
             return await continuation(details)
         return grpc.unary_unary_rpc_method_handler(_refuse)
+
+
+async def _unserved(request, context) -> None:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served: adedge serve answers health, metadata, ready and infer only")
 
 
 async def _refuse(request, context) -> None:
@@ -311,7 +327,7 @@ def _key_matches(headers: dict[str, str], api_key: str) -> bool:
 def grpc_server(dataplane: DataPlane, registry: ModelRepository, host: str, port: int, api_key: str | None, max_body: int):
     """KServe's gRPC servicer on HOST:PORT only (KServe's own gRPC server binds every interface),
     with its status mapping, the API key and the body limit."""
-    interceptors = [ExceptionToStatusInterceptor()] + ([GrpcApiKey(api_key)] if api_key else [])
+    interceptors = [ExceptionToStatusInterceptor(), GrpcGate(api_key)]
     server = grpc.aio.server(interceptors=interceptors, options=[("grpc.max_receive_message_length", max_body), ("grpc.max_send_message_length", 2**31 - 1)])
     add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane, ModelRepositoryExtension(registry)), server)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -348,7 +364,8 @@ async def reply(send, status: int, error: str) -> None:
 
 class OneLine(logging.Filter):
     """A request the server refused or failed is logged as one line, not a traceback
-    (ADEDGE_DEBUG=1 keeps tracebacks)."""
+    (ADEDGE_DEBUG=1 keeps tracebacks); what a client sent (a model name, a path) has its control
+    characters escaped, so no request can forge log lines or drive the operator's terminal."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and os.environ.get("ADEDGE_DEBUG") != "1":
@@ -358,6 +375,7 @@ class OneLine(logging.Filter):
             record.msg, record.args, record.exc_info = f"{kind}: {' '.join(str(exc).split())}", (), None
             if refused:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg, record.args = printable(record.getMessage()), ()
         return True
 
 
@@ -380,8 +398,14 @@ async def _invalid_body(_, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=400, content={"error": f"not an inference request: {problems}"})
 
 
+WILDCARDS = ("0.0.0.0", "::")  # every network of this PC: only when spelled out
+
+
 def listen(host: str, port: int) -> socket.socket:
-    """The server's socket, bound before the models load, so a taken port is one clear line."""
+    """The server's socket, bound before the models load, so a taken port is one clear line. HOST
+    must be an address (an empty one, which would listen everywhere unannounced, is refused)."""
+    if not host.strip() or host != host.strip():
+        raise AdedgeError(f"--host must be an address of this PC (127.0.0.1, or 0.0.0.0 for every network), got {host!r}")
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         return socket.create_server((host, port), family=family)

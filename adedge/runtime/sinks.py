@@ -1,12 +1,16 @@
 """Where a stream's results go: a JSON line per frame, overlays of the frames asked for, a summary.
 
-Every line is flushed as it is written, so a stream stopped at any moment leaves whole lines.
-Nothing is overwritten: overlay names carry the run's id (its start time and a random part), so a
+predictions.jsonl never holds a torn line: each record is appended in one write of the whole line
+(O_APPEND), a write that fails is cut back off, and a line torn by a crash or a power cut (the
+lines are not fsynced one by one; the OS writes them within seconds) is cut off at the next start.
+A record that cannot be written (a full disk, the folder removed) stops the stream with one line
+naming the file and how many records reached it. Nothing is overwritten: overlay names carry the run's id (its start time and a random part), so a
 restart into the same folder adds pictures beside the earlier ones, and each JSON line names its
 own frame's picture. An overlay that cannot be written (a full disk) is noted on its frame's line
 and the stream goes on.
 """
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -36,10 +40,39 @@ class StreamWriter:
             raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
         self.out, self.model, self.overlays, self.echo = out, model, overlays if out is not None else "none", echo
         self.run = new_run_id()
-        self.lines = None
+        self.lines: int | None = None  # predictions.jsonl's file descriptor
+        self.written = 0  # records of this run in predictions.jsonl
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            self.lines = open(out / LINES_FILE, "a")
+            self.lines_path = out / LINES_FILE
+            self.lines = os.open(self.lines_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._cut_torn_line()
+
+    def _cut_torn_line(self) -> None:
+        """Cut off a last line an earlier run left unfinished (a crash mid-write)."""
+        size = os.fstat(self.lines).st_size
+        if size == 0:
+            return
+        with open(self.lines_path, "rb") as lines:
+            lines.seek(max(0, size - (1 << 20)))
+            tail = lines.read()
+        if not tail.endswith(b"\n"):
+            os.ftruncate(self.lines, size - len(tail) + tail.rfind(b"\n") + 1)  # just after the last whole line
+
+    def _append(self, line: str) -> None:
+        """LINE appended to predictions.jsonl whole, or not at all (then the stream stops)."""
+        data = (line + "\n").encode("utf-8")
+        size = os.fstat(self.lines).st_size
+        try:
+            if not self.lines_path.exists() or os.stat(self.lines_path).st_ino != os.fstat(self.lines).st_ino:
+                raise FileNotFoundError(2, "the file or its folder was removed")
+            if os.write(self.lines, data) != len(data):
+                raise OSError(28, "a short write (the disk is full)")
+        except OSError as exc:
+            os.ftruncate(self.lines, size)
+            raise AdedgeError(f"cannot write {self.lines_path}: {exc.strerror or exc}; {self.written} records of run {self.run} "
+                              "were written to it; stopping") from None
+        self.written += 1
 
     def _overlay_path(self, inspection: Inspection) -> Path:
         source = Path(inspection.source)
@@ -59,13 +92,22 @@ class StreamWriter:
             except OSError as exc:
                 record["overlay_error"] = f"cannot write {path.name}: {exc.strerror or exc}"
         line = json_text(record)
-        for stream in (self.lines, self.echo):
-            if stream is not None:
-                print(line, file=stream, flush=True)
+        if self.lines is not None:
+            self._append(line)
+        if self.echo is not None:
+            print(line, file=self.echo, flush=True)
         return record
 
-    def close(self, summary: Summary | None = None) -> None:
+    def close(self, summary: Summary | None = None) -> str | None:
+        """Close predictions.jsonl and write SUMMARY beside it; returns why the summary could not be
+        written (None: it was, or there is no output folder)."""
         if self.lines is not None:
-            self.lines.close()
-        if summary is not None and self.out is not None:
+            os.close(self.lines)
+            self.lines = None
+        if summary is None or self.out is None:
+            return None
+        try:
             write_json(self.out / SUMMARY_FILE, summary.as_dict())
+        except (OSError, AdedgeError) as exc:
+            return f"{self.out / SUMMARY_FILE} was not written: {getattr(exc, 'strerror', None) or exc}"
+        return None

@@ -90,11 +90,18 @@ def _incomplete(data: bytes) -> str | None:
     return None
 
 
+def _state(stat: os.stat_result) -> tuple[int, ...]:
+    """What tells a file's contents apart: size and modification time, and the inode and change
+    time, since a rewrite in place that restores the size and modification time (cp -p, rsync -t
+    --inplace, some FTP uploads) still changes the change time, and a replacement the inode."""
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns
+
+
 @dataclass
 class _Pending:
     """A watched file not inspected in its current state yet."""
 
-    state: tuple[int, int]  # (size, mtime_ns)
+    state: tuple[int, ...]  # see _state
     since: float  # time.monotonic() when this state was first seen
     failure: str | None = None  # why it could not be taken in this state, once tried
 
@@ -120,21 +127,20 @@ class WatchedFolder:
         self.folder, self.settle_seconds, self.poll_seconds = folder, settle_seconds, poll_seconds
         self.give_up_seconds = GIVE_UP_SETTLES * settle_seconds if give_up_seconds is None else give_up_seconds
 
-    def _listing(self) -> dict[str, tuple[int, int]]:
-        """(size, mtime_ns) of each image file; one that vanishes while listed is left out."""
+    def _listing(self) -> dict[str, tuple[int, ...]]:
+        """The state of each image file; one that vanishes while listed is left out."""
         listing = {}
         try:
             with os.scandir(self.folder) as entries:
                 for entry in entries:
                     with contextlib.suppress(FileNotFoundError):
                         if is_image_file(Path(entry.path)):
-                            stat = entry.stat()
-                            listing[entry.name] = (stat.st_size, stat.st_mtime_ns)
+                            listing[entry.name] = _state(entry.stat())
         except OSError as exc:
             raise AdedgeError(f"cannot list the watched folder {self.folder}: {exc.strerror}") from None
         return listing
 
-    def _take(self, name: str, state: tuple[int, int]) -> np.ndarray | None:
+    def _take(self, name: str, state: tuple[int, ...]) -> np.ndarray | None:
         """NAME's image, decoded from bytes read while the file was still in STATE; None if it
         vanished or changed meanwhile; AdedgeError naming the file and the cause if it is
         incomplete or does not decode."""
@@ -147,7 +153,7 @@ class WatchedFolder:
             return None
         except OSError as exc:
             raise AdedgeError(f"cannot read {path}: {exc.strerror}") from None
-        if (stat.st_size, stat.st_mtime_ns) != state or len(data) != stat.st_size:
+        if _state(stat) != state or len(data) != stat.st_size:
             return None
         cause = _incomplete(data)
         if cause is not None:
@@ -169,7 +175,7 @@ class WatchedFolder:
             return _failed(AdedgeError(f"{exc}; unchanged for {age:.0f} s, given up"))
         return None if image is None else _decoded(image)
 
-    def _left_at_stop(self, inspected: dict[str, tuple[int, int]], index: int) -> Iterator[Frame]:
+    def _left_at_stop(self, inspected: dict[str, tuple[int, ...]], index: int) -> Iterator[Frame]:
         """Every file not inspected in its current state: inspected if whole, else reported failed."""
         for name, state in sorted(self._listing().items()):
             if inspected.get(name) == state:
@@ -186,7 +192,7 @@ class WatchedFolder:
             index += 1
 
     def frames(self, stop: threading.Event) -> Iterator[Frame]:
-        inspected: dict[str, tuple[int, int]] = {}  # name: its state when last inspected
+        inspected: dict[str, tuple[int, ...]] = {}  # name: its state when last inspected
         pending: dict[str, _Pending] = {}
         index = 0
         while not stop.is_set():
@@ -313,6 +319,9 @@ def _require_seconds(option: str, value: float) -> None:
         raise AdedgeError(f"{option} takes a number of seconds above 0, got {value:g}")
 
 
+MAX_CAMERA_INDEX = 9999  # OpenCV's indices; a larger number is a mistake (and overflows its int)
+
+
 def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: float = SETTLE_SECONDS,
                 reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent) -> Source:
     """The source INPUTS name: image files, folders and globs; one folder to --watch (a file is taken
@@ -329,6 +338,8 @@ def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: fl
         if single is None or not Path(single).is_dir():
             raise AdedgeError(f"--watch needs one folder, got {' '.join(inputs)}")
         return WatchedFolder(Path(single), settle_seconds)
+    if single is not None and single.isdigit() and int(single) > MAX_CAMERA_INDEX:
+        raise AdedgeError(f"camera index must be from 0 to {MAX_CAMERA_INDEX}, got {single}")
     if single is not None and (single.isdigit() or "://" in single
                                or (Path(single).is_file() and not is_image_file(Path(single)))):
         return Capture(single, reconnect_timeout, log)

@@ -32,6 +32,7 @@ from adedge.train.models import ModelPlugin
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
 # a stage's z-score counts up to this many training standard deviations (benchmarks/results/cflow_scoring.md)
 Z_CLIP = 4.0
+MAX_LR, MAX_CLAMP = 1.0, 10.0  # beyond these Adam diverges at once and exp(clamp) overflows float32 soon
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class CflowSettings:
                 raise AdedgeError(f"CFLOW {name} must be at least 1, got {getattr(self, name)}")
         if self.warmup_meta_epochs < 0:
             raise AdedgeError(f"CFLOW warmup_meta_epochs must be at least 0, got {self.warmup_meta_epochs}")
-        if not (self.lr > 0 and self.clamp > 0 and self.condition >= 4 and self.condition % 4 == 0):
-            raise AdedgeError("CFLOW needs lr > 0, clamp > 0 and a condition that is a positive multiple of 4")
+        if not (0 < self.lr <= MAX_LR and 0 < self.clamp <= MAX_CLAMP and 4 <= self.condition <= 4096 and self.condition % 4 == 0):
+            raise AdedgeError(f"CFLOW needs 0 < lr <= {MAX_LR}, 0 < clamp <= {MAX_CLAMP} and a condition that is a multiple of 4 from 4 to 4096")
 
 
 def positional_encoding(channels: int, height: int, width: int) -> torch.Tensor:
