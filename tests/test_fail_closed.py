@@ -101,9 +101,12 @@ def test_non_finite_features_write_no_run(synthetic, tmp_path):
 
 
 @pytest.mark.trains
-def test_a_diverged_training_ends_in_one_line_and_exit_2(synthetic, tmp_path):
+def test_a_diverged_training_ends_in_one_line_and_exit_2(synthetic, tmp_path, monkeypatch):
     from test_cli import _one_line_error, invoke
 
+    from adedge.train import cflow
+
+    monkeypatch.setattr(cflow, "MAX_LR", 1e31)  # a learning rate adedge refuses up front, to make the flow diverge
     result = invoke("train", "--data", synthetic, "--out", tmp_path / "run", "--model", "cflow", "--image-size", 64,
                     "-p", "lr=1e30", "-p", "meta_epochs=1", "-p", "warmup_meta_epochs=0")
     _one_line_error(result, "CFLOW training diverged")

@@ -125,7 +125,7 @@ def verdict_record(header: dict, verdict: Verdict, point: OperatingPoint, drift:
 
 
 def _percent(share: float) -> str:
-    return f"{100 * share:.2g} %"
+    return f"{100 * share:.3g} %"
 
 
 def binomial_tail(count: int, trials: int, rate: float) -> float:

@@ -201,7 +201,7 @@ def calibrate_on_labelled(
 
 
 def _percent(share: float) -> str:
-    return f"{100 * share:.2g} %"
+    return f"{100 * share:.3g} %"
 
 
 def describe_calibration(calibration: Calibration, false_reject: float | None) -> list[tuple[str, bool]]:
