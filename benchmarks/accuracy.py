@@ -72,7 +72,7 @@ def main() -> None:
     lines = [
         f"# Accuracy through the exported bundle (each model's defaults, {args.resize} resize, OpenVINO)",
         "",
-        f"Machine: {machine}. Thresholds calibrated on held-back good training images only (never test images); "
+        f"Machine: {machine}. Thresholds calibrated on out-of-fold scores of the good training images (never test images); "
         "good rejected and defects missed at that shipped threshold; train time in s.",
         "",
         "| category | model | precision | image AUROC | pixel AUROC | PRO | F1-max | F1 at threshold | good rejected | defects missed | train s | anomalib (published) |",

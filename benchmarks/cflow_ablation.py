@@ -24,7 +24,7 @@ import numpy as np
 import openvino as ov
 import torch
 import torch.nn.functional as F
-from common import WARMUP, machine_description, write_results
+from common import WARMUP, held_back_split, machine_description, write_results
 
 from adedge.data.datasets import ground_truth, open_dataset, require_test_images, require_train_images
 from adedge.data.images import load_image
@@ -35,7 +35,7 @@ from adedge.progress import no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.cflow import Z_CLIP, CflowHead, CflowSettings, fit_cflow_head
 from adedge.train.detector import Detector, Encoder
-from adedge.train.trainer import TrainConfig, _run, _split
+from adedge.train.trainer import TrainConfig, _run
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT = TrainConfig(Path("."), Path("."), model="cflow")
@@ -172,7 +172,7 @@ def measure(category: Path, name: str, variant: dict, work: Path) -> dict:
             return kept
     torch.manual_seed(DEFAULT.seed)
     settings = settings_of(variant)
-    fit_samples, held_back = _split(require_train_images(open_dataset(category)), DEFAULT.seed)
+    fit_samples, held_back = held_back_split(require_train_images(open_dataset(category)), DEFAULT.seed)
     test = require_test_images(open_dataset(category))
     encoder = _encoder(variant)
     size = encoder.preprocess.size[0]

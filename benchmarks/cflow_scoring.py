@@ -20,14 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from cflow_ablation import features_of, log_likelihoods, score, stage_maps
-from common import machine_description, write_results
+from common import held_back_split, machine_description, write_results
 
 from adedge.data.datasets import ground_truth, open_dataset, require_test_images, require_train_images
 from adedge.metrics import auroc, f1_at, f1_max
 from adedge.train.calibration import SIGMAS, good_threshold
 from adedge.train.cflow import Z_CLIP
 from adedge.train.checkpoint import load_run
-from adedge.train.trainer import _split
 
 NORMALISATIONS = ("train max", "log", "train z", "train z clip 3", "train z clip 4", "train z clip 5", "train z clip 6", "train z clip 8")
 SHIPPED = f"train z clip {Z_CLIP:g}"
@@ -38,7 +37,7 @@ def measure(run: Path) -> list[dict]:
     if info.model != "cflow":
         raise SystemExit(f"{run} holds a {info.model} run, not cflow")
     dataset = open_dataset(info.dataset.root)  # the category folder itself
-    fit_samples, held_back = _split(require_train_images(dataset), info.seed)
+    fit_samples, held_back = held_back_split(require_train_images(dataset), info.seed)
     test = require_test_images(dataset)
     size = detector.image_size[0]
     fit, held, tested = (log_likelihoods(detector.head, features_of(detector.encoder, s)) for s in (fit_samples, held_back, test))

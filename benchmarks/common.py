@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,14 @@ from adedge.train.trainer import TrainConfig, train
 WARMUP = 20
 # timing does not depend on what was learned: latency benchmarks fit each model as briefly as it allows
 BRIEF_SETTINGS = {"cflow": {"meta_epochs": 1, "sub_epochs": 1, "warmup_meta_epochs": 0}}
+
+
+def held_back_split(samples: list, seed: int, share: float = 0.1) -> tuple[list, list]:
+    """A seeded SHARE (at least 2) of SAMPLES held back from fitting, as training did before it
+    calibrated out of fold: the ablations compare heads on the same held-back images."""
+    held = max(2, round(len(samples) * share))
+    shuffled = random.Random(seed).sample(samples, len(samples))
+    return sorted(shuffled[held:], key=lambda s: s.path), sorted(shuffled[:held], key=lambda s: s.path)
 
 
 def brief_config(data: Path, run: Path, model: str, **options) -> TrainConfig:
