@@ -200,6 +200,11 @@ class OperatingPointSpec:
     good_in_check: float
     seen_max: float
 
+    @property
+    def check_start(self) -> float:
+        """Where CHECK starts on the 0..1 score: check_above, or ng_above where there is no band."""
+        return self.ng_above if self.check_above is None else self.check_above
+
 
 @dataclass(frozen=True)
 class QuantizationReport:

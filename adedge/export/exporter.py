@@ -68,7 +68,7 @@ def model_api_info(metadata: BundleMetadata) -> dict[str, str]:
         "reverse_input_channels": "False",
         "orig_height": str(metadata.input.height),
         "orig_width": str(metadata.input.width),
-        "adedge_check_threshold": str(NG_SCORE if metadata.operating_point.check_above is None else metadata.operating_point.check_above),
+        "adedge_check_threshold": str(metadata.operating_point.check_start),
         "adedge_false_reject": str(metadata.operating_point.false_reject),
     }
 

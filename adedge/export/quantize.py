@@ -35,10 +35,11 @@ DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
 GRAPH_OP_TYPES = ("Interpolate", "Subtract", "Divide", "Multiply", "Add", "Sigmoid", "Greater")
 STEM_CONVOLUTIONS = 2  # the first convolutions in graph order: the stem and the first block's
 BATCH = 8
+VALIDATION_IMAGES = 20
 
 
 def int8_images(info: RunInfo) -> tuple[list[Path], list[Path]]:
-    """The run's training images (for calibration) and every VALIDATION_STRIDE-th of them, about 20
+    """The run's training images (for calibration) and about VALIDATION_IMAGES of them, evenly spaced
     (for validation: the drop compares the INT8 graph with the float one on the same frames),
     checked before any export work starts: INT8 export cannot go on without them."""
     root = Path(info.dataset.root)
@@ -47,7 +48,7 @@ def int8_images(info: RunInfo) -> tuple[list[Path], list[Path]]:
     fit = [s.path for s in open_dataset(root).train] if any(root.iterdir()) else []
     if not fit:
         raise AdedgeError(f"INT8 calibration needs the training images the run was fitted on; none are left at {root}")
-    return fit, fit[:: max(1, len(fit) // 20)]
+    return fit, fit[:: max(1, len(fit) // VALIDATION_IMAGES)]
 
 
 def _validation_set(paths: list[Path], size: tuple[int, int], seed: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ def triton_config(name: str, metadata: BundleMetadata) -> str:
     lines = [
         f"# adedge {metadata.model} ({metadata.backbone}, {metadata.precision}): uint8 RGB frames of any size in,",
         "# pred_score in 0..1 (NG above 0.5, the calibrated threshold) and pred_label out;",
-        f"# CHECK (for a person) where pred_score is above {metadata.operating_point.check_above or 0.5:.6f} and up to 0.5.",
+        f"# CHECK (for a person) where pred_score is above {metadata.operating_point.check_start:.6f} and up to 0.5.",
         f"name: \"{name}\"",
         f"backend: \"{TRITON_BACKENDS[metadata.format]}\"",
         f"max_batch_size: {MAX_BATCH}",
