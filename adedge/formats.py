@@ -182,6 +182,7 @@ class RunInfo:
     seed: int
     losses: dict[str, list[float]]
     train_seconds: float
+    calibration_seconds: float = 0.0  # of train_seconds, spent fitting and scoring the out-of-fold heads
 
 
 BUNDLE_FORMAT_VERSION = 3  # 3: the operating point (CHECK band, expected rates)

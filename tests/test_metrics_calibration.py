@@ -3,10 +3,12 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate, f1_max, pro_score
+from adedge.train.detector import calibrated
 from adedge.train.calibration import CHECK_SHARES, calibrate_on_good, calibrate_on_labelled, describe_calibration, equal_error_threshold
 
 
@@ -102,3 +104,13 @@ def test_calibration_on_labelled_data_is_f1_optimal():
     assert ((normalised > 0.5) == labels.astype(bool)).all()
     with pytest.raises(AdedgeError, match="both good and anomalous"):
         calibrate_on_labelled(scores, np.zeros(5), maps, masks)
+
+
+def test_the_graphs_0_to_1_scale_keeps_bold_defects_apart_in_float32():
+    """A plain logistic reached float32's 1.0 a few scales above the threshold, so every bold defect
+    (and half of a defect's map) tied at 1.0; the graph's scale is 0.5 at the threshold, and
+    strictly increasing far beyond it."""
+    raw = torch.tensor([0.0, 10.0, 1e2, 1e3, 1e4, 1e5], dtype=torch.float32)
+    values = calibrated(raw, 10.0, 2.0)
+    assert values[1] == 0.5 and values[0] < 0.5
+    assert (values.diff() > 0).all() and values[-1] < 1.0

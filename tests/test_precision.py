@@ -23,10 +23,10 @@ def _scores(bundle, frames):
 
 
 def _distances(bundle, frames):
-    """The calibrated distance to the threshold (the graph's logistic undone, saturated ends clipped):
-    how far quantisation moves a score, whatever point calibration put the threshold at."""
+    """The calibrated distance to the threshold (the graph's logistic and asinh undone, saturated ends
+    clipped): how far quantisation moves a score, whatever point calibration put the threshold at."""
     scores = np.clip(_scores(bundle, frames).astype(np.float64), 1e-6, 1 - 1e-6)
-    return np.log(scores / (1 - scores))
+    return np.sinh(np.log(scores / (1 - scores)))
 
 
 def test_add_defect_marks_what_it_changes():

@@ -57,15 +57,19 @@ class Encoder(nn.Module):
         return self.backbone(self.preprocess(image))
 
 
-# The calibrated distance to a threshold, (raw - threshold) / scale, is squashed by a logistic of this
-# slope into 0..1 (what OpenVINO Model API expects of an anomaly map): 0.5 at the threshold, and a
-# good part's typical value (the good scores' median, 2 robust deviations below it) at 0.12. Monotonic, so AUROC is unchanged.
+# The calibrated distance to a threshold, d = SLOPE * (raw - threshold) / scale, goes into 0..1 (what
+# OpenVINO Model API expects of an anomaly map) as logistic(asinh(d)): 0.5 at the threshold, a good
+# part's typical value (the good scores' median, 2 robust deviations below it) at 0.19. asinh keeps the
+# logistic's slope near the threshold but turns its exponential approach to 1 into 1 - 1/(2d): a plain
+# logistic reaches float32's 1.0 at d = 17, where a bold defect's map was 1.0 over half the frame
+# (bottle DFM), so pixels and parts beyond that tied; this one stays below 1.0 up to d of about 1e7.
+# Monotonic, so AUROC is unchanged.
 SLOPE = 4.0
 
 
 def calibrated(raw: torch.Tensor, threshold: torch.Tensor | float, scale: torch.Tensor | float) -> torch.Tensor:
     """A raw score or map on the graph's 0..1 scale: NG_SCORE at THRESHOLD."""
-    return torch.sigmoid(SLOPE * (raw - threshold) / scale)
+    return torch.sigmoid(torch.asinh(SLOPE * (raw - threshold) / scale))
 
 
 def operating_point(calibration: Calibration) -> OperatingPointSpec:
@@ -90,7 +94,7 @@ class Detector(nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.image_size = encoder.preprocess.size
-        # raw -> logistic(SLOPE * (raw - threshold) / scale); filled in by calibration
+        # raw -> logistic(asinh(SLOPE * (raw - threshold) / scale)); filled in by calibration
         self.register_buffer("score_threshold", torch.zeros(()))
         self.register_buffer("score_scale", torch.ones(()))
         self.register_buffer("map_threshold", torch.zeros(()))

@@ -195,11 +195,14 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     backbone.keep_stages(stages)
     encoder = Encoder(backbone, size, config.resize).eval()
     features = _features(encoder, train_samples, config.batch_size, track, "extracting features")
+    calibration_seconds = 0.0
     if config.val_data is None:
         rng = np.random.default_rng(config.seed)
         defect_features = _features(encoder, train_samples, config.batch_size, track, "extracting features of synthetic defects",
                                     lambda images: defective_copies(images, rng))
+        calibration_started = time.perf_counter()
         scores = out_of_fold_scores(plugin, settings, features, defect_features, size, config.seed, config.batch_size, track)
+        calibration_seconds = time.perf_counter() - calibration_started
     head, losses = plugin.fit(features, settings, config.seed, track)
     detector = Detector(encoder, head).eval()
     if config.val_data is None:
@@ -228,6 +231,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
         seed=config.seed,
         losses=losses,
         train_seconds=round(time.perf_counter() - started, 2),
+        calibration_seconds=round(calibration_seconds, 2),
     )
     save_run(config.out, detector, info)
     return info
