@@ -148,14 +148,13 @@ def export_command(
     """Export a trained run as one inference graph (the bundle), or into a Triton or OVMS model repository."""
     try:
         from adedge.export.exporter import export_bundle
-        from adedge.export.repository import VERSION
-        from adedge.formats import model_name
+        from adedge.export.repository import VERSION, export_folders
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
     with err_console.status(f"exporting {run} to {format} {precision}"):
         metadata = export_bundle(run, out, format, precision, max_drop, sign_key=sign_key, layout=layout, name=name)
-    folder = out if layout == "bundle" else out / model_name(name, metadata) / VERSION
+    _, folder = export_folders(out, layout, name, metadata)
     size = sum((folder / file).stat().st_size for file in metadata.files) / 1e6
     signed = ", signed" if sign_key else ""
     out_console.print(f"exported {metadata.model} as {format} {precision} ({size:.1f} MB{signed}) to {folder}")
@@ -167,8 +166,8 @@ def export_command(
 
 
 def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, check: float | None = None):
+    from adedge.bundle import read_key
     from adedge.runtime import Model
-    from adedge.runtime.bundle import read_key
 
     return Model.load(bundle, backend, mode=mode, key=read_key(key) if key else None, threshold=threshold, check=check)
 
@@ -236,8 +235,8 @@ def predict(
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
     from adedge.runtime import Summary, inspect_stream, open_source
-    from adedge.runtime.delivery import open_forwarders
-    from adedge.runtime.sinks import StreamWriter
+    from adedge.runtime.line.delivery import open_forwarders
+    from adedge.runtime.line.sinks import StreamWriter
 
     frames = open_source(  # first: a wrong source or option is named before the model compiles
         source, watch, settle, reconnect_timeout, log=_log_line,
@@ -291,8 +290,8 @@ def eval_command(
     report: Path | None = typer.Option(None, help="Also write report.html (curves, histograms, per-defect table, worst cases) into this folder."),
 ) -> None:
     """AUROC, F1 and PRO of a bundle on labelled images, and at its threshold: good parts rejected, defects missed."""
-    from adedge.runtime.evaluate import run_evaluation
-    from adedge.runtime.report import check_report_folder, write_report
+    from adedge.runtime.evaluation.evaluate import run_evaluation
+    from adedge.runtime.evaluation.report import check_report_folder, write_report
 
     if report is not None:
         check_report_folder(report)
@@ -319,7 +318,7 @@ def bench_command(
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
 ) -> None:
     """Latency (p50/p90/p99 ms) and throughput of a bundle's graph on frames of the model's size."""
-    from adedge.runtime.bench import bench
+    from adedge.runtime.evaluation.bench import bench
 
     if json_file is not None:
         check_output_file(json_file)
@@ -350,11 +349,11 @@ def serve(
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
     try:
-        from adedge.runtime import serve as server
+        from adedge.runtime.serving import serve as server
     except ModuleNotFoundError as exc:
         raise AdedgeError(f"adedge serve needs the serve extra ({exc.name} is missing): pip install 'adedge[serve]'") from None
-    from adedge.runtime.bundle import read_key
-    from adedge.runtime.delivery import open_forwarders
+    from adedge.bundle import read_key
+    from adedge.runtime.line.delivery import open_forwarders
 
     server.check_options(api_key, max_body_mb)
     served = server.served_bundles(bundles, read_key(key) if key else None)
@@ -397,9 +396,9 @@ def demo(
     from adedge.data.images import load_image, save_image
     from adedge.data.synthetic import generate_synthetic
     from adedge.runtime import Model
-    from adedge.runtime.bench import bench
-    from adedge.runtime.evaluate import evaluate_bundle
-    from adedge.runtime.overlay import overlay
+    from adedge.runtime.evaluation.bench import bench
+    from adedge.runtime.evaluation.evaluate import evaluate_bundle
+    from adedge.runtime.line.overlay import overlay
 
     try:
         from adedge.export.exporter import export_bundle

@@ -20,7 +20,7 @@ from adedge.errors import AdedgeError
 from adedge.export.exporter import export_bundle
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.runtime import Model
-from adedge.runtime.evaluate import evaluate_bundle
+from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.detector import RESIZE_METHODS
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train

@@ -17,7 +17,7 @@ from common import brief_config, folder_mb, machine_description, torch_eager_lat
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
-from adedge.runtime.bench import bench
+from adedge.runtime.evaluation.bench import bench
 from adedge.train.checkpoint import load_run
 from adedge.train.trainer import train
 

@@ -17,8 +17,8 @@ from common import folder_mb, machine_description, torch_eager_latency, write_re
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
-from adedge.runtime.bench import bench
-from adedge.runtime.evaluate import evaluate_bundle
+from adedge.runtime.evaluation.bench import bench
+from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.checkpoint import load_run
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train

@@ -29,7 +29,7 @@ from adedge.data.datasets import open_dataset
 from adedge.export.exporter import export_bundle
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.runtime import Model
-from adedge.runtime.evaluate import evaluate_bundle
+from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, _folds, train
 

@@ -10,7 +10,7 @@ import json
 import resource
 
 from adedge.runtime import Model
-from adedge.runtime.bench import bench
+from adedge.runtime.evaluation.bench import bench
 
 THROUGHPUT_BATCHES = (1, 2, 4, 8)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from adedge.data.images import load_image
 from adedge.runtime import Model, Summary
-from adedge.runtime.sources import ImageFiles
+from adedge.runtime.line.sources import ImageFiles
 
 
 def rss_mb() -> float:

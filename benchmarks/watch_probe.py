@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from adedge.data.images import decode_image
-from adedge.runtime.sources import SETTLE_SECONDS, WatchedFolder
+from adedge.runtime.line.sources import SETTLE_SECONDS, WatchedFolder
 
 
 def encoded(rng: np.random.Generator, suffix: str) -> bytes:

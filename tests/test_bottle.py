@@ -4,7 +4,7 @@ import pytest
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
-from adedge.runtime.evaluate import evaluate_bundle
+from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.trainer import TrainConfig, train
 from conftest import require_shared
 

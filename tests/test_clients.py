@@ -7,12 +7,12 @@ import numpy as np
 import openvino as ov
 import pytest
 
+from adedge.bundle import METADATA_FILE, SIGNATURE_FILE
 from adedge.data.datasets import open_dataset
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
 from adedge.export import exporter
 from adedge.runtime import Model
-from adedge.runtime.bundle import METADATA_FILE, SIGNATURE_FILE
 
 SIZES = ((128, 128), (300, 200), (97, 451), (1080, 1920))  # smaller, larger, odd and wide frames
 

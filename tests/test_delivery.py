@@ -9,8 +9,8 @@ from line_peers import TOPIC, Endpoint, Subscriber, free_port
 
 from adedge.cli import main
 from adedge.errors import AdedgeError
-from adedge.runtime import delivery
-from adedge.runtime.delivery import Forwarder, MqttSender, WebhookSender, open_forwarders
+from adedge.runtime.line import delivery
+from adedge.runtime.line.delivery import Forwarder, MqttSender, WebhookSender, open_forwarders
 
 def _put_timed(forwarder: Forwarder, frames: range) -> float:
     """Put a verdict per frame; the slowest put's seconds."""

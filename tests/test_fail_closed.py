@@ -11,9 +11,9 @@ import torch
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
 from adedge.runtime import Inspection, Model
-from adedge.runtime.evaluate import evaluate_bundle
-from adedge.runtime.model import Result
-from adedge.runtime.verdict import OperatingPoint
+from adedge.runtime.evaluation.evaluate import evaluate_bundle
+from adedge.runtime.inference.model import Result
+from adedge.runtime.inference.verdict import OperatingPoint
 from adedge.train import trainer
 from adedge.train.backbones import RANDOM_WEIGHTS, create_backbone
 from adedge.train.cflow import CflowSettings, build_decoder, positional_encoding, train_decoder

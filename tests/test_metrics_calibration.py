@@ -8,8 +8,8 @@ from scipy import stats
 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate, f1_max, pro_score
-from adedge.train.detector import calibrated
 from adedge.train.calibration import CHECK_SHARES, calibrate_on_good, calibrate_on_labelled, describe_calibration, equal_error_threshold
+from adedge.train.detector import calibrated
 
 
 def _normalise(value, threshold, scale):

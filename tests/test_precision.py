@@ -4,13 +4,13 @@ import numpy as np
 import openvino as ov
 import pytest
 
+from adedge.bundle import read_bundle
 from adedge.data.datasets import open_dataset
 from adedge.data.images import load_image
 from adedge.data.synthetic import add_defect
 from adedge.errors import AdedgeError
 from adedge.export import exporter, quantize
 from adedge.runtime import Model
-from adedge.runtime.bundle import read_bundle
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from adedge.errors import AdedgeError, printable
-from adedge.runtime.model import Result
-from adedge.runtime.sinks import LINES_FILE, SUMMARY_FILE, StreamWriter
-from adedge.runtime.stream import Inspection, Summary
-from adedge.runtime.verdict import OperatingPoint
+from adedge.runtime.inference.model import Result
+from adedge.runtime.inference.verdict import OperatingPoint
+from adedge.runtime.line.sinks import LINES_FILE, SUMMARY_FILE, StreamWriter
+from adedge.runtime.line.stream import Inspection, Summary
 
 
 def _inspection(frame: int, score: float = 0.2) -> Inspection:

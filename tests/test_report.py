@@ -11,11 +11,11 @@ from PIL import Image
 
 from adedge.metrics import auroc
 from adedge.runtime import Model
-from adedge.runtime.evaluate import run_evaluation
-from adedge.runtime.model import Result
-from adedge.runtime.verdict import OperatingPoint
-from adedge.runtime.overlay import overlay
-from adedge.runtime.report import PICTURE_WIDTH, WORST, average_precision, roc_curve, write_report
+from adedge.runtime.evaluation.evaluate import run_evaluation
+from adedge.runtime.evaluation.report import PICTURE_WIDTH, WORST, average_precision, roc_curve, write_report
+from adedge.runtime.inference.model import Result
+from adedge.runtime.inference.verdict import OperatingPoint
+from adedge.runtime.line.overlay import overlay
 from test_cli import _one_line_error, invoke
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "rect", "line", "circle", "polyline"}  # no end tag needed

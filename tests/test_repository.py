@@ -9,10 +9,10 @@ import json
 import openvino as ov
 import pytest
 
+from adedge.bundle import MAX_BATCH
 from adedge.data.images import load_image
 from adedge.errors import AdedgeError
 from adedge.export.exporter import export_bundle
-from adedge.formats import MAX_BATCH
 from adedge.runtime import Model
 
 TRITON_TYPES = {"f32": "TYPE_FP32", "boolean": "TYPE_BOOL", "u8": "TYPE_UINT8"}

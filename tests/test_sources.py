@@ -17,7 +17,7 @@ from PIL import Image
 
 from adedge.data.images import decode_image
 from adedge.errors import AdedgeError
-from adedge.runtime.sources import Capture, Source, WatchedFolder, open_source
+from adedge.runtime.line.sources import Capture, Source, WatchedFolder, open_source
 
 SETTLE, POLL = 0.3, 0.05  # short, to keep the tests quick; pauses in writing go past SETTLE
 

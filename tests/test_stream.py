@@ -18,7 +18,7 @@ import pytest
 from adedge.data.datasets import open_dataset
 from adedge.errors import AdedgeError
 from adedge.runtime import Frame, Model, Summary, open_source
-from adedge.runtime.sources import ImageFiles
+from adedge.runtime.line.sources import ImageFiles
 
 MODES = ("latency", "throughput")
 
@@ -178,8 +178,8 @@ def test_sigterm_ends_a_watch_cleanly(openvino_bundle, test_images, tmp_path):
 
 
 def test_restarts_never_overwrite_overlays_and_a_failed_overlay_does_not_stop_the_stream(openvino_bundle, test_images, tmp_path, monkeypatch):
-    from adedge.runtime import sinks
-    from adedge.runtime.sinks import StreamWriter
+    from adedge.runtime.line import sinks
+    from adedge.runtime.line.sinks import StreamWriter
 
     model, out = Model.load(openvino_bundle), tmp_path / "out"
     frames = [Frame("0", i, lambda path=path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)) for i, path in enumerate(test_images[:2])]

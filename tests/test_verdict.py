@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from adedge.bundle import OperatingPointSpec
 from adedge.errors import AdedgeError
-from adedge.formats import OperatingPointSpec
-from adedge.runtime.verdict import DriftMonitor, Flag, Label, OperatingPoint, binomial_tail, frame_record, verdict_record
+from adedge.runtime.inference.verdict import DriftMonitor, Flag, Label, OperatingPoint, binomial_tail, frame_record, verdict_record
 
 SPEC = OperatingPointSpec(ng_above=0.5, check_above=0.3, false_reject=0.01, false_reject_bound=0.02, good_in_check=0.05, seen_max=0.98)
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from adedge.cli import app
 from adedge.runtime import Model
-from adedge.runtime.evaluate import run_evaluation
+from adedge.runtime.evaluation.evaluate import run_evaluation
 
 
 def test_threshold_and_warning_band_move_verdicts_without_reexport(openvino_bundle, synthetic):

@@ -7,25 +7,29 @@ import tempfile
 from pathlib import Path
 
 from adedge import __version__
-from adedge.errors import AdedgeError
-from adedge.export.onnx_file import export_onnx, onnx_metadata
-from adedge.export.openvino_ir import convert_onnx, save_openvino
-from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
-from adedge.export.repository import LAYOUTS, VERSION, ovms_config, triton_config
-from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
-from adedge.formats import BUNDLE_FORMAT_VERSION, NG_SCORE, BundleMetadata, InputSpec, RunInfo, model_name, to_dict
-from adedge.runtime.bundle import (
+from adedge.bundle import (
+    BUNDLE_FORMAT_VERSION,
     FORMATS,
     INPUT_NAME,
     METADATA_FILE,
+    NG_SCORE,
     OUTPUT_NAMES,
     PRECISIONS,
     SIGNATURE_FILE,
+    BundleMetadata,
+    InputSpec,
     embedded_record,
     read_key,
     sha256_file,
     signature,
 )
+from adedge.errors import AdedgeError
+from adedge.export.onnx_file import export_onnx, onnx_metadata
+from adedge.export.openvino_ir import convert_onnx, save_openvino
+from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
+from adedge.export.repository import LAYOUTS, export_folders, ovms_config, triton_config
+from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
+from adedge.formats import RunInfo, to_dict
 from adedge.train.checkpoint import load_run
 from adedge.train.detector import operating_point
 
@@ -43,7 +47,6 @@ def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
         precision=precision,
         input=InputSpec(INPUT_NAME, "uint8", "NHWC", "RGB", height, width, info.resize),
         outputs=list(OUTPUT_NAMES),
-        anomaly_map_size=[height, width],
         operating_point=operating_point(info.calibration),
         calibration=info.calibration,
         trained_on=info.dataset,
@@ -107,14 +110,15 @@ def export_bundle(
     key = read_key(sign_key) if sign_key is not None else None
     detector, info = load_run(run_dir)
     metadata = bundle_metadata(info, fmt, precision)
-    target = Path(out) if layout == "bundle" else Path(out) / model_name(name, metadata)
-    marker = METADATA_FILE if layout == "bundle" else f"{VERSION}/{METADATA_FILE}"
+    target, files_at = export_folders(Path(out), layout, name, metadata)
+    inside = files_at.relative_to(target)  # "." for a bundle, the version folder in a repository
+    marker = (inside / METADATA_FILE).as_posix()
     check_output_folder(target, marker)
     ovms_file = Path(out) / "config.json"
     ovms_text = ovms_config(target.name, metadata, ovms_file) if layout == "ovms" else None  # refuses a broken config now
     images = int8_images(info) if precision == "int8" else None
     with atomic_directory(target, marker) as folder:
-        scratch = folder if layout == "bundle" else folder / VERSION
+        scratch = folder / inside
         scratch.mkdir(exist_ok=True)
         if fmt == "onnx":
             properties = onnx_metadata(model_api_info(metadata), embedded_record(metadata))

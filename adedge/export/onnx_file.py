@@ -5,9 +5,9 @@ from pathlib import Path
 
 import torch
 
+from adedge.bundle import INPUT_NAME, OUTPUT_NAMES
 from adedge.errors import AdedgeError
 from adedge.export.quiet import quiet
-from adedge.runtime.bundle import INPUT_NAME, OUTPUT_NAMES
 from adedge.train.detector import Detector
 
 MAX_BATCH = 4096

@@ -18,12 +18,13 @@ import cv2
 import numpy as np
 import openvino as ov
 
+from adedge.bundle import QuantizationReport
 from adedge.data.datasets import open_dataset
 from adedge.data.images import load_image
 from adedge.data.synthetic import add_defect
 from adedge.errors import AdedgeError
 from adedge.export.quiet import quiet
-from adedge.formats import QuantizationReport, RunInfo
+from adedge.formats import RunInfo
 from adedge.metrics import evaluate
 from adedge.train.models import model_plugin
 

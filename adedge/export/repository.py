@@ -13,14 +13,23 @@ told so explicitly as well; a bf16 bundle asks for bf16.
 import json
 from pathlib import Path
 
+from adedge.bundle import MAX_BATCH, BundleMetadata, model_name
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
-from adedge.formats import MAX_BATCH, BundleMetadata
 
 LAYOUTS = ("bundle", "triton", "ovms")
 VERSION = "1"  # the version folder a new repository's model is written to
 BATCH_DELAY_US = 2000  # how long Triton may hold a frame to batch it with others
 TRITON_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime"}
+
+
+def export_folders(out: Path, layout: str, name: str | None, metadata: BundleMetadata) -> tuple[Path, Path]:
+    """Where an export lands: the folder written as a whole (the bundle, or the repository's model
+    folder) and the folder inside it that holds the bundle's files."""
+    if layout == "bundle":
+        return out, out
+    folder = out / model_name(name, metadata)
+    return folder, folder / VERSION
 
 
 def _output(name: str, data_type: str, dims: list[int]) -> str:
@@ -36,7 +45,7 @@ def _parameter(key: str, value: str) -> str:
 
 def triton_config(name: str, metadata: BundleMetadata) -> str:
     """config.pbtxt: dynamic batching of frames of one size, on the CPU, for the bundle's backend."""
-    height, width = metadata.anomaly_map_size
+    height, width = metadata.input_size
     score, label, anomaly_map, mask = metadata.outputs
     outputs = [
         _output(score, "TYPE_FP32", [1]),

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adedge.bundle import NG_SCORE, OperatingPointSpec
 from adedge.errors import AdedgeError
-from adedge.formats import NG_SCORE, Calibration, OperatingPointSpec
+from adedge.formats import Calibration
 from adedge.train.backbones import Backbone
 
 # "antialias": halve the frame (a bilinear halving averages each 2x2 block exactly) while it stays at

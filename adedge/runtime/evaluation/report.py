@@ -20,10 +20,10 @@ from adedge.data.images import load_image
 from adedge.errors import AdedgeError
 from adedge.fileio import write_text_atomic
 from adedge.metrics import auroc, ranked_counts
-from adedge.runtime.evaluate import Evaluation, verdicts_at
-from adedge.runtime.model import Result
-from adedge.runtime.verdict import OperatingPoint
-from adedge.runtime.overlay import overlay
+from adedge.runtime.evaluation.evaluate import Evaluation, verdicts_at
+from adedge.runtime.inference.model import Result
+from adedge.runtime.inference.verdict import OperatingPoint
+from adedge.runtime.line.overlay import overlay
 
 REPORT_FILE = "report.html"
 WORST = 6  # overlays in each gallery

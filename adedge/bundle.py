@@ -1,4 +1,6 @@
-"""The bundle: model file(s) + adedge.json (+ adedge.sig if signed), the contract between export and runtime.
+"""The bundle contract, torch-free, the one module export and the runtime both follow: the files of a
+bundle (model file(s) + adedge.json, + adedge.sig if signed), the graph's input and output names,
+the formats and precisions, adedge.json's typed record, and the checks a bundle passes before it runs.
 
 Integrity: adedge.json lists the sha256 of each model file, and each model file embeds adedge.json's
 content (less that list) in its own metadata; the runtime checks both, so an edited adedge.json, an
@@ -10,11 +12,14 @@ holds an HMAC-SHA256 of adedge.json under a key given at export, checked when a 
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from adedge.errors import AdedgeError
-from adedge.formats import BUNDLE_FORMAT_VERSION, BundleMetadata, read_record, to_dict
+from adedge.formats import Calibration, DatasetInfo, read_record, size_problems, to_dict
 
 METADATA_FILE = "adedge.json"
 SIGNATURE_FILE = "adedge.sig"
@@ -23,6 +28,104 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 FORMATS = {"openvino": "model.xml", "onnx": "model.onnx"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+NG_SCORE = 0.5  # the graph's 0..1 score is calibrated to this at the NG threshold (what Model API compares with)
+
+BUNDLE_FORMAT_VERSION = 4  # 4: the input size stored once (no anomaly_map_size); 3: the operating point
+
+
+@dataclass(frozen=True)
+class OperatingPointSpec:
+    """The verdict cut-offs on the graph's 0..1 score (NG above ng_above, CHECK above check_above up
+    to it) and what calibration expects of good parts there: the share NG (and its upper confidence
+    bound) and the share in CHECK; seen_max is the highest score calibration saw."""
+
+    ng_above: float
+    check_above: float | None
+    false_reject: float
+    false_reject_bound: float
+    good_in_check: float
+    seen_max: float
+
+    @property
+    def check_start(self) -> float:
+        """Where CHECK starts on the 0..1 score: check_above, or ng_above where there is no band."""
+        return self.ng_above if self.check_above is None else self.check_above
+
+
+@dataclass(frozen=True)
+class QuantizationReport:
+    """What INT8 export measured: the mode kept, and each attempt's AUROC on validation images."""
+
+    mode: str
+    calibration_images: int
+    validation_images: int
+    max_drop: float
+    float_accuracy: dict[str, float]  # image and pixel AUROC of the float graph
+    attempts: list[dict[str, Any]]  # per mode tried: its AUROCs and the drop
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The graph's input: frames as a camera gives them; the graph resizes them to height x width."""
+
+    name: str
+    dtype: str
+    layout: str
+    channels: str
+    height: int
+    width: int
+    resize: str
+
+
+@dataclass(frozen=True)
+class BundleMetadata:
+    """adedge.json: everything the runtime checks before it compiles a bundle's graph."""
+
+    format_version: int
+    adedge_version: str
+    model: str
+    backbone: str
+    stages: list[str]
+    format: str
+    precision: str
+    input: InputSpec
+    outputs: list[str]
+    operating_point: OperatingPointSpec
+    calibration: Calibration
+    trained_on: DatasetInfo
+    created: str
+    quantization: QuantizationReport | None = None
+    files: dict[str, str] = field(default_factory=dict)  # sha256 of each model file
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The model's size (height, width): every frame is resized to it, and the anomaly map output has it."""
+        return self.input.height, self.input.width
+
+    def problems(self) -> list[str]:
+        """Ranges the types alone do not catch."""
+        point = self.operating_point
+        found = self.calibration.problems() + size_problems("input height and width", list(self.input_size))
+        if not (math.isfinite(point.ng_above) and 0 <= point.ng_above < 1):
+            found.append(f"operating_point.ng_above must be from 0 up to (not including) 1, got {point.ng_above}")
+        if point.check_above is not None and not (math.isfinite(point.check_above) and 0 <= point.check_above < point.ng_above):
+            found.append(f"operating_point.check_above must be from 0 up to ng_above, got {point.check_above}")
+        return found + [f"operating_point.{name} must be a share from 0 to 1, got {getattr(point, name)}"
+                        for name in ("false_reject", "false_reject_bound", "good_in_check") if not 0 <= getattr(point, name) <= 1]
+
+
+MAX_BATCH = 8  # the most frames one server call takes (a served request, a Triton batch)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a served model's name: a folder and a URL part
+
+
+def model_name(name: str | None, metadata: BundleMetadata, option: str = "--name") -> str:
+    """NAME, or the category and model the bundle was trained as (e.g. bottle_dfm), checked to be a
+    name servers accept as a folder and in a URL (OPTION: where the user gave it, for the error)."""
+    if name is None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{metadata.trained_on.category}_{metadata.model}").strip("_.-") or metadata.model
+    if not NAME_PATTERN.match(name):
+        raise AdedgeError(f"{option} must be 1 to 64 letters, digits, '_', '.' or '-' (starting with a letter or digit), got {name!r}")
+    return name
 
 
 def sha256_file(path: Path) -> str:
@@ -66,7 +169,7 @@ class Bundle:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return self.metadata.input.height, self.metadata.input.width
+        return self.metadata.input_size
 
     @property
     def precision(self) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import ParseResult, unquote, urlparse
 
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
-from adedge.runtime.outbox import Outbox
+from adedge.runtime.line.outbox import Outbox
 
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between delivery attempts while a sink is down: doubling, capped
 WINDOW = 50  # verdicts sent before waiting for their acknowledgements

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
 
+from adedge.bundle import OperatingPointSpec
 from adedge.errors import AdedgeError
-from adedge.formats import OperatingPointSpec
 
 RECORD_SCHEMA = 1  # the version of `verdict_record`'s fields: raised when a field changes meaning
 DRIFT_WINDOW = 200  # frames the drift alarm looks back over

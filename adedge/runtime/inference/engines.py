@@ -13,8 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from adedge.bundle import INPUT_NAME, Bundle
 from adedge.errors import AdedgeError
-from adedge.runtime.bundle import INPUT_NAME, Bundle
 
 BACKENDS = ("openvino", "onnxruntime")
 MODES = ("latency", "throughput")  # one request on all cores, or several in flight

@@ -15,8 +15,8 @@ from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, 
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate
 from adedge.progress import Track, no_progress
-from adedge.runtime.model import Model
-from adedge.runtime.verdict import Label, OperatingPoint
+from adedge.runtime.inference.model import Model
+from adedge.runtime.inference.verdict import Label, OperatingPoint
 
 
 @dataclass(frozen=True)

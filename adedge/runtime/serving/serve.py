@@ -29,14 +29,13 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
 
+from adedge.bundle import INPUT_NAME, MAX_BATCH, NAME_PATTERN, Bundle, model_name, read_bundle
 from adedge.data.images import MAX_FRAME_PIXELS
 from adedge.errors import AdedgeError, printable
-from adedge.formats import MAX_BATCH, NAME_PATTERN, model_name
-from adedge.runtime.bundle import INPUT_NAME, Bundle, read_bundle
-from adedge.runtime.delivery import Forwarder
-from adedge.runtime.engines import create_engine
-from adedge.runtime.sinks import new_run_id
-from adedge.runtime.verdict import DriftMonitor, OperatingPoint, frame_record, verdict_record
+from adedge.runtime.inference.engines import create_engine
+from adedge.runtime.inference.verdict import DriftMonitor, OperatingPoint, frame_record, verdict_record
+from adedge.runtime.line.delivery import Forwarder
+from adedge.runtime.line.sinks import new_run_id
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -131,7 +130,7 @@ class BundleModel(Model):
 
     def get_output_types(self) -> list[dict]:
         score, label, anomaly_map, mask = self.metadata.outputs
-        height, width = self.metadata.anomaly_map_size
+        height, width = self.metadata.input_size
         return [
             {"name": score, "datatype": "FP32", "shape": [-1]},
             {"name": label, "datatype": "BOOL", "shape": [-1]},
@@ -204,7 +203,7 @@ class Publisher:
         self.forwarders, self.run, self.frames = forwarders, new_run_id(), itertools.count()
 
     def header(self, model: str, taken: float) -> dict:
-        """The next frame's record header (adedge.runtime.verdict.frame_record)."""
+        """The next frame's record header (adedge.runtime.inference.verdict.frame_record)."""
         return frame_record(self.run, next(self.frames), taken, model)
 
     def __call__(self, record: dict) -> None:

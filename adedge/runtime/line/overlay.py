@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from adedge.data.images import resize_mask
-from adedge.runtime.model import Result
+from adedge.runtime.inference.model import Result
 
 FADE = 0.2  # the heat is transparent this far below the threshold and rises to OPACITY at it
 OPACITY = 0.6

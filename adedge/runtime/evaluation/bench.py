@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from adedge.runtime.model import Model
+from adedge.runtime.inference.model import Model
 
 
 def bench(model: Model, batch: int = 1, iterations: int = 200, warmup: int = 20, seed: int = 0) -> dict[str, float]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adedge.errors import AdedgeError
-from adedge.runtime.model import Model, Result
-from adedge.runtime.sources import Frame, Source, open_source
-from adedge.runtime.verdict import DriftMonitor, Label, frame_record, verdict_record
+from adedge.runtime.inference.model import Model, Result
+from adedge.runtime.inference.verdict import DriftMonitor, Label, frame_record, verdict_record
+from adedge.runtime.line.sources import Frame, Source, open_source
 
 DECODE_THREADS = 2
 
@@ -41,7 +41,7 @@ class Inspection:
     drift_raised: bool = False  # whether this frame raised it
 
     def record(self, run: str, model: str) -> dict:
-        """The frame's record (adedge.runtime.verdict.verdict_record; no pixels) in RUN of MODEL."""
+        """The frame's record (adedge.runtime.inference.verdict.verdict_record; no pixels) in RUN of MODEL."""
         header = frame_record(run, self.frame, self.time, model)
         if self.result is None:
             return {**header, "source": self.source, "error": self.error}

@@ -9,16 +9,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from adedge.bundle import Bundle, BundleMetadata, model_name, read_bundle
 from adedge.data.images import load_image, resize_map
 from adedge.errors import AdedgeError
-from adedge.formats import BundleMetadata, model_name
-from adedge.runtime.bundle import Bundle, read_bundle
-from adedge.runtime.engines import Engine, create_engine
-from adedge.runtime.verdict import Label, OperatingPoint, Verdict
+from adedge.runtime.inference.engines import Engine, create_engine
+from adedge.runtime.inference.verdict import Label, OperatingPoint, Verdict
 
 if TYPE_CHECKING:
-    from adedge.runtime.sources import Source
-    from adedge.runtime.stream import Inspection
+    from adedge.runtime.line.sources import Source
+    from adedge.runtime.line.stream import Inspection
 
 FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
@@ -130,7 +129,7 @@ class Model:
 
     def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
         """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with
-        (see adedge.runtime.stream.inspect_stream)."""
-        from adedge.runtime.stream import inspect_stream
+        (see adedge.runtime.line.stream.inspect_stream)."""
+        from adedge.runtime.line.stream import inspect_stream
 
         return inspect_stream(self, source, stop)

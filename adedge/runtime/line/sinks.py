@@ -19,8 +19,8 @@ from typing import TextIO
 from adedge.data.images import save_image
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text, write_json
-from adedge.runtime.overlay import overlay
-from adedge.runtime.stream import Inspection, Summary
+from adedge.runtime.line.overlay import overlay
+from adedge.runtime.line.stream import Inspection, Summary
 
 OVERLAYS = ("ng", "all", "none")  # which frames get an overlay PNG
 LINES_FILE, SUMMARY_FILE = "predictions.jsonl", "summary.json"

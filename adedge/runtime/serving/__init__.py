@@ -1,0 +1,1 @@
+"""`adedge serve`: the Open Inference Protocol server (HTTP and gRPC) over the inference core."""
