@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adedge.choices import Format, Precision
 from adedge.errors import AdedgeError
 from adedge.formats import Calibration, DatasetInfo, read_record, size_problems, to_dict
 
@@ -26,8 +27,7 @@ SIGNATURE_FILE = "adedge.sig"
 INPUT_NAME = "image"
 # anomalib's output names, which OpenVINO Model API's anomaly model reads
 OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
-FORMATS = {"openvino": "model.xml", "onnx": "model.onnx"}
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+FORMATS = {Format.OPENVINO: "model.xml", Format.ONNX: "model.onnx"}  # the model file of each format
 NG_SCORE = 0.5  # the graph's 0..1 score is calibrated to this at the NG threshold (what Model API compares with)
 
 BUNDLE_FORMAT_VERSION = 4  # 4: the input size stored once (no anomaly_map_size); 3: the operating point
@@ -234,7 +234,7 @@ def read_bundle(path: Path | str, key: bytes | None = None) -> Bundle:
     metadata = read_record(BundleMetadata, meta_file, BUNDLE_FORMAT_VERSION)
     if metadata.format not in FORMATS:
         raise AdedgeError(f"{meta_file}: unknown format {metadata.format!r}")
-    if metadata.precision not in PRECISIONS:
+    if metadata.precision not in tuple(Precision):
         raise AdedgeError(f"{meta_file}: unknown precision {metadata.precision!r}")
     expected_input = {"name": INPUT_NAME, "dtype": "uint8", "layout": "NHWC", "channels": "RGB"}
     actual_input = {k: getattr(metadata.input, k) for k in expected_input}

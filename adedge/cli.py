@@ -20,8 +20,9 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
+from adedge.choices import Backend, Mode, Overlays, check_export, choice
 from adedge.errors import AdedgeError, printable
-from adedge.fileio import check_output_file, check_output_folder, write_json
+from adedge.fileio import check_output_file, write_json
 from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
@@ -146,6 +147,7 @@ def export_command(
     name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),
 ) -> None:
     """Export a trained run as one inference graph (the bundle), or into a Triton or OVMS model repository."""
+    check_export(format, precision, layout)  # before torch loads
     try:
         from adedge.export.exporter import export_bundle
         from adedge.export.repository import VERSION, export_folders
@@ -165,6 +167,12 @@ def export_command(
         out_console.print(f"int8: {q.mode} quantised; AUROC points lost on validation images: {100 * q.attempts[-1]['drop']:.2f}")
 
 
+def _check_runtime(backend: str, mode: str = "latency") -> None:
+    """The engine's choices, named before a source opens or a model compiles."""
+    choice(Backend, backend, "--backend")
+    choice(Mode, mode, "--mode")
+
+
 def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, check: float | None = None):
     from adedge.bundle import read_key
     from adedge.runtime import Model
@@ -177,18 +185,22 @@ WEBHOOK_HELP = "Also POST each verdict as JSON to this http(s) URL, retried with
 OUTBOX_HELP = "Folder of the on-disk queues of --mqtt and --webhook (default: ~/.local/state/adedge/outbox)."
 
 
+def _warn(what: str, text: str) -> None:
+    """One yellow-headed line on stderr: a frame skipped, a drift alarm, an overlay or the summary not written."""
+    style = "bold yellow" if what == "drift alarm" else "yellow"
+    err_console.print(f"[{style}]{what}[/] {_safe(text)}", highlight=False, soft_wrap=True)
+
+
 def _log_line(line: str) -> None:
     """A yellow line on stderr: a source or a sink going away and coming back."""
     err_console.print(f"[yellow]{_safe(line)}[/]", highlight=False, soft_wrap=True)
 
 
 def _close_forwarders(forwarders: list) -> None:
-    """Deliver what is still queued (for a few seconds), and say what is left for the next start."""
-    for forwarder in forwarders:
-        left = forwarder.close()
-        queued = f"; {left} queued in {forwarder.outbox.path}, sent at the next start" if left else ""
-        unqueued = f"; {forwarder.unqueued} could not be queued (see above)" if forwarder.unqueued else ""
-        err_console.print(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{_safe(queued + unqueued)}", highlight=False, soft_wrap=True)
+    from adedge.runtime.line.delivery import close_forwarders
+
+    for line in close_forwarders(forwarders):
+        err_console.print(_safe(line), highlight=False, soft_wrap=True)
 
 
 THRESHOLD_HELP = "NG above this 0..1 score (default: the bundle's, 0.5 = the false-reject budget's threshold); lower catches more."
@@ -234,38 +246,24 @@ def predict(
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
-    from adedge.runtime import Summary, inspect_stream, open_source
+    _check_runtime(backend, mode)
+    choice(Overlays, overlays, "--overlays")
+    from adedge.runtime import open_source
     from adedge.runtime.line.delivery import open_forwarders
+    from adedge.runtime.line.inspect import inspect_line
     from adedge.runtime.line.sinks import StreamWriter
 
     frames = open_source(  # first: a wrong source or option is named before the model compiles
         source, watch, settle, reconnect_timeout, log=_log_line,
     )
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
-    model = _load(bundle, backend, key, mode, threshold, check)
-    writer = StreamWriter(out, model.name, overlays, sys.stdout)
-    summary, stop = Summary(), threading.Event()
     try:
+        model = _load(bundle, backend, key, mode, threshold, check)
+        stop = threading.Event()
         with _stop_on_signals(stop):
-            for inspection in inspect_stream(model, frames, stop):
-                if inspection.error is not None:
-                    err_console.print(
-                        f"[yellow]skipped[/] frame {inspection.frame} ({_safe(inspection.source)}): {_safe(inspection.error)}",
-                        highlight=False, soft_wrap=True,
-                    )
-                if inspection.drift_raised:
-                    err_console.print(f"[bold yellow]drift alarm[/] at frame {inspection.frame}: {_safe(inspection.drift)}", highlight=False, soft_wrap=True)
-                record = writer.write(inspection)
-                if "overlay_error" in record:
-                    err_console.print(f"[yellow]overlay[/] of frame {inspection.frame}: {_safe(record['overlay_error'])}", highlight=False, soft_wrap=True)
-                summary.add(inspection)
-                for forwarder in forwarders:
-                    forwarder.put(record)
+            summary = inspect_line(model, frames, StreamWriter(out, model.name, overlays, sys.stdout), forwarders, stop, _warn)
     finally:
-        unwritten = writer.close(summary.finish())
         _close_forwarders(forwarders)
-        if unwritten:
-            err_console.print(f"[yellow]summary missing:[/] {_safe(unwritten)}", highlight=False, soft_wrap=True)
     figures = summary.as_dict()
     err_console.print(
         f"{figures['frames']} frames: {figures['ok']} OK, {figures['check']} CHECK, {figures['ng']} NG, {figures['failed']} failed, "
@@ -348,6 +346,7 @@ def serve(
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
+    _check_runtime(backend, mode)
     try:
         from adedge.runtime.serving import serve as server
     except ModuleNotFoundError as exc:
@@ -381,10 +380,6 @@ def serve(
     out_console.print("stopped")
 
 
-DEMO_SIZE = 256  # the synthetic plates' own size: the demo stays a couple of minutes on any model's default
-DEMO_MARKER = ".adedge-demo"  # marks a demo's output folder, which a later demo may write over
-
-
 @app.command()
 @user_errors
 def demo(
@@ -392,53 +387,18 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the synthetic dataset."),
 ) -> None:
     """End to end on synthetic parts: generate, train DFM and CFLOW, export OpenVINO, eval, bench, overlays."""
-    from adedge.data.datasets import open_dataset
-    from adedge.data.images import load_image, save_image
-    from adedge.data.synthetic import generate_synthetic
-    from adedge.runtime import Model
-    from adedge.runtime.evaluation.bench import bench
-    from adedge.runtime.evaluation.evaluate import evaluate_bundle
-    from adedge.runtime.line.overlay import overlay
-
     try:
-        from adedge.export.exporter import export_bundle
-        from adedge.train.trainer import TrainConfig, check_seed, train as run_training
+        from adedge.demo import COLUMNS, DEMO_SIZE, run_demo
+        from adedge.train.trainer import TrainConfig
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
-    check_seed(seed)
-    check_output_folder(out, DEMO_MARKER)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).touch()
-    with err_console.status("generating synthetic plates"):
-        data = generate_synthetic(out / "data", seed=seed)
-    out_console.print(f"synthetic MVTec-layout dataset: {data}")
+    rows = run_demo(out, seed, _progress, lambda line: out_console.print(_safe(line), highlight=False, soft_wrap=True), err_console.status)
     summary = Table(title=f"adedge demo: synthetic plates, {TrainConfig.backbone}, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
-    for column in ("model", "train s", "image AUROC", "pixel AUROC", "PRO", "p50 ms (batch 1)"):
+    for column in COLUMNS:
         summary.add_column(column, justify="right")
-    samples = open_dataset(data).test[::5]
-    for model_name in MODEL_NAMES:
-        run, bundle = out / "runs" / model_name, out / "bundles" / f"{model_name}-openvino"
-        info = run_training(TrainConfig(data, run, model=model_name, image_size=DEMO_SIZE), _progress)
-        out_console.print(f"{model_name}: trained in {info.train_seconds:.1f} s ({info.calibration.method}): {run}")
-        with err_console.status(f"exporting {model_name} to OpenVINO IR"):
-            export_bundle(run, bundle, "openvino")
-        out_console.print(f"{model_name}: exported the OpenVINO bundle: {bundle}")
-        model = Model.load(bundle)
-        metrics = evaluate_bundle(model, data, track=_progress)
-        with err_console.status(f"timing {model_name}"):
-            figures = bench(model, 1, 100)
-        summary.add_row(
-            model_name, f"{info.train_seconds:.1f}", f"{metrics['image_auroc']:.4f}",
-            f"{metrics['pixel_auroc']:.4f}", f"{metrics['pro']:.4f}", f"{figures['p50_ms']:.2f}",
-        )
-        predictions = out / "predictions" / model_name
-        predictions.mkdir(parents=True, exist_ok=True)
-        for sample in samples:
-            image = load_image(sample.path)
-            result = model.predict(image)
-            name = f"{sample.defect}_{sample.path.stem}_{result.label}.png"
-            save_image(predictions / name, overlay(image, result))
+    for row in rows:
+        summary.add_row(*row)
     out_console.print(summary)
     out_console.print(f"overlays of every fifth test image: {out / 'predictions'}")
 

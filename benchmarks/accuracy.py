@@ -16,17 +16,16 @@ from pathlib import Path
 
 from common import machine_description, per_category, write_results
 
+from adedge.choices import Precision, Resize
 from adedge.errors import AdedgeError
 from adedge.export.exporter import export_bundle
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.runtime import Model
 from adedge.runtime.evaluation.evaluate import evaluate_bundle
-from adedge.train.detector import RESIZE_METHODS
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # anomalib's published figures for the same categories, as quoted in our issues
 ANOMALIB = {
     ("bottle", "dfm"): "image AUROC 0.994 (ResNet-18), 0.999 (WRN-50)",
@@ -61,8 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent.parent / "shared" / "data" / "mvtec")
     parser.add_argument("--models", default=",".join(MODEL_NAMES))
-    parser.add_argument("--precisions", default=",".join(PRECISIONS))
-    parser.add_argument("--resize", default="antialias", choices=RESIZE_METHODS, help="How the graph resizes frames.")
+    parser.add_argument("--precisions", default=",".join(Precision))
+    parser.add_argument("--resize", default="antialias", choices=list(Resize), help="How the graph resizes frames.")
     parser.add_argument("--name", default="accuracy", help="Results file name (without suffix).")
     parser.add_argument("--work", type=Path, default=None, help="Keep and reuse trained runs here.")
     args = parser.parse_args()

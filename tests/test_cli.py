@@ -59,11 +59,11 @@ def test_user_mistakes_end_in_one_line(synthetic, tmp_path, openvino_bundle, run
     _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--model", "svm"), "unknown model")
     _one_line_error(invoke("train", "--data", synthetic, "--out", tmp_path / "r", "--image-size", 100), "multiple of 32")
     _one_line_error(invoke("export", tmp_path, "--out", tmp_path / "b"), "not an adedge run folder")
-    _one_line_error(invoke("export", run_dir, "--out", tmp_path / "b", "--format", "tflite"), "unknown format")
+    _one_line_error(invoke("export", run_dir, "--out", tmp_path / "b", "--format", "tflite"), "unknown --format")
     _one_line_error(invoke("predict", tmp_path / "nobundle", synthetic / "test" / "good", "--out", tmp_path / "p"), "bundle folder not found")
     _one_line_error(invoke("predict", openvino_bundle, tmp_path / "none.png", "--out", tmp_path / "p"), "input not found")
     image = synthetic / "test" / "good" / "000.png"
-    _one_line_error(invoke("predict", openvino_bundle, image, "--mode", "fast"), "unknown mode")
+    _one_line_error(invoke("predict", openvino_bundle, image, "--mode", "fast"), "unknown --mode")
     _one_line_error(invoke("predict", openvino_bundle, image, "--out", tmp_path / "p", "--overlays", "some"), "unknown --overlays")
     _one_line_error(invoke("predict", openvino_bundle, "97"), "cannot open camera 97")
     _one_line_error(invoke("predict", openvino_bundle, image, "--watch"), "--watch needs one folder")

@@ -147,7 +147,7 @@ def test_other_versions_and_broken_metadata_are_refused(onnx_bundle, tmp_path):
 def test_onnxruntime_needs_an_onnx_bundle(openvino_bundle):
     with pytest.raises(AdedgeError, match="export with --format onnx"):
         Model.load(openvino_bundle, "onnxruntime")
-    with pytest.raises(AdedgeError, match="unknown backend"):
+    with pytest.raises(AdedgeError, match="unknown --backend"):
         Model.load(openvino_bundle, "tensorrt")
 
 

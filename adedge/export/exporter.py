@@ -14,7 +14,6 @@ from adedge.bundle import (
     METADATA_FILE,
     NG_SCORE,
     OUTPUT_NAMES,
-    PRECISIONS,
     SIGNATURE_FILE,
     BundleMetadata,
     InputSpec,
@@ -23,11 +22,12 @@ from adedge.bundle import (
     sha256_file,
     signature,
 )
+from adedge.choices import check_export
 from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
 from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
-from adedge.export.repository import LAYOUTS, export_folders, ovms_config, triton_config
+from adedge.export.repository import export_folders, ovms_config, triton_config
 from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
 from adedge.formats import RunInfo, to_dict
 from adedge.train.checkpoint import load_run
@@ -97,16 +97,9 @@ def export_bundle(
     int8 quantises with NNCF in the first of INT8_MODES that loses at most MAX_DROP image or pixel
     AUROC (benchmarks pick one mode to time it). With SIGN_KEY (a key file) the bundle is signed.
     """
-    if fmt not in FORMATS:
-        raise AdedgeError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
-    if precision not in PRECISIONS:
-        raise AdedgeError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    fmt, precision, layout = check_export(fmt, precision, layout)
     if not max_drop >= 0:  # NaN too
         raise AdedgeError(f"--max-drop must be at least 0, got {max_drop}")
-    if fmt == "onnx" and precision != "fp32":
-        raise AdedgeError(f"--precision {precision} needs --format openvino; ONNX bundles are fp32")
-    if layout not in LAYOUTS:
-        raise AdedgeError(f"unknown --layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     key = read_key(sign_key) if sign_key is not None else None
     detector, info = load_run(run_dir)
     metadata = bundle_metadata(info, fmt, precision)

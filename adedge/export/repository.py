@@ -17,7 +17,6 @@ from adedge.bundle import MAX_BATCH, BundleMetadata, model_name
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
 
-LAYOUTS = ("bundle", "triton", "ovms")
 VERSION = "1"  # the version folder a new repository's model is written to
 BATCH_DELAY_US = 2000  # how long Triton may hold a frame to batch it with others
 TRITON_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime"}

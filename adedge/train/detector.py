@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adedge.bundle import NG_SCORE, OperatingPointSpec
-from adedge.errors import AdedgeError
+from adedge.choices import Resize, choice
 from adedge.formats import Calibration
 from adedge.train.backbones import Backbone
 
@@ -20,7 +20,6 @@ from adedge.train.backbones import Backbone
 # OpenCV's area resize). "bilinear": one bilinear step, which skips pixels when shrinking by more
 # than 2. Both are plain Resize ops that PyTorch, ONNX Runtime and OpenVINO compute identically;
 # the ONNX Resize `antialias` flag is not: OpenVINO's filter differs from the others.
-RESIZE_METHODS = ("antialias", "bilinear")
 # two halvings and the last bilinear step, which shrinks by at most 2 without skipping a pixel, average
 # frames of up to 8x the model's size (2048 px for 256); a halving that is not needed is a copy
 HALVINGS = 2
@@ -31,16 +30,14 @@ class Preprocess(nn.Module):
 
     def __init__(self, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], resize: str) -> None:
         super().__init__()
-        if resize not in RESIZE_METHODS:
-            raise AdedgeError(f"unknown resize {resize!r}; choose from {', '.join(RESIZE_METHODS)}")
-        self.size, self.resize = tuple(size), resize
+        self.size, self.resize = tuple(size), choice(Resize, resize, "--resize")
         self.register_buffer("pixel_mean", torch.tensor(mean).reshape(1, 3, 1, 1) * 255.0)
         self.register_buffer("pixel_std", torch.tensor(std).reshape(1, 3, 1, 1) * 255.0)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         x = image.permute(0, 3, 1, 2).float()
         height, width = self.size
-        for _ in range(HALVINGS if self.resize == "antialias" else 0):
+        for _ in range(HALVINGS if self.resize == Resize.ANTIALIAS else 0):
             x = F.interpolate(x, size=(max(height, x.shape[2] // 2), max(width, x.shape[3] // 2)), mode="bilinear", align_corners=False)
         x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
         return (x - self.pixel_mean) / self.pixel_std

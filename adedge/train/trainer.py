@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from adedge import __version__
+from adedge.choices import Resize, choice
 from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, require_test_images, require_train_images
 from adedge.data.defects import defective_copies
 from adedge.data.images import load_image
@@ -32,7 +33,7 @@ from adedge.train.calibration import (
 )
 from adedge.fileio import check_output_folder
 from adedge.train.checkpoint import RUN_JSON, save_run
-from adedge.train.detector import RESIZE_METHODS, Detector, Encoder
+from adedge.train.detector import Detector, Encoder
 from adedge.train.models import ModelPlugin, model_plugin, model_settings
 
 Features = dict[str, torch.Tensor]
@@ -172,8 +173,7 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     image_size = plugin.image_size if config.image_size is None else config.image_size
     if not 32 <= image_size <= MAX_IMAGE_SIZE or image_size % 32:
         raise AdedgeError(f"--image-size must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE}, got {image_size}")
-    if config.resize not in RESIZE_METHODS:
-        raise AdedgeError(f"unknown --resize {config.resize!r}; choose from {', '.join(RESIZE_METHODS)}")
+    choice(Resize, config.resize, "--resize")
     check_seed(config.seed)
     check_false_reject(config.false_reject)
     check_output_folder(config.out, RUN_JSON)

@@ -14,10 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from adedge.bundle import INPUT_NAME, Bundle
+from adedge.choices import FORMAT_BACKENDS, Backend, Mode, choice
 from adedge.errors import AdedgeError
 
-BACKENDS = ("openvino", "onnxruntime")
-MODES = ("latency", "throughput")  # one request on all cores, or several in flight
 OUTPUTS = ("pred_score", "anomaly_map")  # what the runtime reads of the graph's four outputs
 # The hint each bundle precision runs with. fp16 IR weights are widened on load and int8 bundles keep
 # their float parts in f32, for parity with the trained model (the CPU plugin would otherwise pick bf16
@@ -131,9 +130,7 @@ class OnnxRuntimeEngine:
             import onnxruntime as ort
         except ModuleNotFoundError:
             raise AdedgeError("the onnxruntime backend needs ONNX Runtime: pip install 'adedge[onnx]'") from None
-        if bundle.metadata.format != "onnx":
-            raise AdedgeError(f"onnxruntime runs ONNX bundles only; {bundle.path} is {bundle.metadata.format}: export with --format onnx")
-        self.requests = 1 if mode == "latency" else 2
+        self.requests = 1 if mode == Mode.LATENCY else 2
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or max(1, (os.cpu_count() or 1) // self.requests)
         self.session = ort.InferenceSession(str(bundle.model_file), options, providers=["CPUExecutionProvider"])
@@ -176,10 +173,10 @@ class ThreadRequest:
 def create_engine(
     bundle: Bundle, backend: str = "openvino", device: str = "CPU", threads: int | None = None, mode: str = "latency"
 ) -> Engine:
-    if mode not in MODES:
-        raise AdedgeError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if backend == "openvino":
+    mode, backend = choice(Mode, mode, "--mode"), choice(Backend, backend, "--backend")
+    if backend not in FORMAT_BACKENDS[bundle.metadata.format]:
+        runs = " or ".join(f for f, backends in FORMAT_BACKENDS.items() if backend in backends)
+        raise AdedgeError(f"{backend} runs {runs} bundles only; {bundle.path} is {bundle.metadata.format}: export with --format {runs}")
+    if backend == Backend.OPENVINO:
         return OpenVINOEngine(bundle, device, threads, mode)
-    if backend == "onnxruntime":
-        return OnnxRuntimeEngine(bundle, threads, mode)
-    raise AdedgeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    return OnnxRuntimeEngine(bundle, threads, mode)

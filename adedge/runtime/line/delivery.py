@@ -187,3 +187,15 @@ def open_forwarders(mqtt: str | None, webhook: str | None, folder: Path | None, 
     """A Forwarder per sink asked for, each with its outbox in FOLDER (default: default_outbox_folder())."""
     senders = ([MqttSender(mqtt)] if mqtt else []) + ([WebhookSender(webhook)] if webhook else [])
     return [Forwarder(sender, folder or default_outbox_folder(), log) for sender in senders]
+
+
+def close_forwarders(forwarders: list[Forwarder]) -> list[str]:
+    """Deliver what is still queued (for a few seconds each); a line per forwarder of what it
+    delivered and what it left for the next start."""
+    lines = []
+    for forwarder in forwarders:
+        left = forwarder.close()
+        queued = f"; {left} queued in {forwarder.outbox.path}, sent at the next start" if left else ""
+        unqueued = f"; {forwarder.unqueued} could not be queued (see above)" if forwarder.unqueued else ""
+        lines.append(f"{forwarder.sender.kind}: {forwarder.delivered} verdicts delivered{queued}{unqueued}")
+    return lines

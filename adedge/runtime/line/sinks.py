@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from adedge.choices import Overlays, choice
 from adedge.data.images import save_image
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text, write_json
 from adedge.runtime.line.overlay import overlay
 from adedge.runtime.line.stream import Inspection, Summary
 
-OVERLAYS = ("ng", "all", "none")  # which frames get an overlay PNG
 LINES_FILE, SUMMARY_FILE = "predictions.jsonl", "summary.json"
 
 
@@ -36,9 +36,8 @@ class StreamWriter:
     stream adds to it) beside the overlays and, at the end, OUT/summary.json."""
 
     def __init__(self, out: Path | None, model: str, overlays: str = "ng", echo: TextIO | None = None) -> None:
-        if overlays not in OVERLAYS:
-            raise AdedgeError(f"unknown --overlays {overlays!r}; choose from {', '.join(OVERLAYS)}")
-        self.out, self.model, self.overlays, self.echo = out, model, overlays if out is not None else "none", echo
+        overlays = choice(Overlays, overlays, "--overlays")
+        self.out, self.model, self.overlays, self.echo = out, model, overlays if out is not None else Overlays.NONE, echo
         self.run = new_run_id()
         self.lines: int | None = None  # predictions.jsonl's file descriptor
         self.written = 0  # records of this run in predictions.jsonl
@@ -84,7 +83,7 @@ class StreamWriter:
         overlay could not be written."""
         record = inspection.record(self.run, self.model)
         result = inspection.result
-        if result is not None and (self.overlays == "all" or (self.overlays == "ng" and result.anomalous)):
+        if result is not None and (self.overlays == Overlays.ALL or (self.overlays == Overlays.NG and result.anomalous)):
             path = self._overlay_path(inspection)
             try:
                 save_image(path, overlay(inspection.image, result))
