@@ -290,3 +290,14 @@ def test_a_truncated_video_says_how_many_of_its_frames_it_gave(tmp_path):
         for frame in Capture(str(cut)).frames(threading.Event()):
             indices.append(frame.index)
     assert 0 < len(indices) < 19 and f"after {len(indices)} of" in str(error.value)
+
+
+def test_a_folder_is_inspected_with_its_sub_folders_in_path_order(tmp_path):
+    """`adedge predict BUNDLE data/part/test` inspects every image below test/, sorted by path;
+    hidden folders, non-images and links to folders (which could loop) are left out."""
+    for name in ("b/2.png", "b/1.png", "a.png", "c/d/3.png", ".cache/4.png", "c/notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(_encoded(0, ".png"))
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    frames = list(open_source(str(tmp_path)).frames(threading.Event()))
+    assert [Path(f.source).relative_to(tmp_path).as_posix() for f in frames] == ["a.png", "b/1.png", "b/2.png", "c/d/3.png"]

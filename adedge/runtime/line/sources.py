@@ -295,13 +295,24 @@ class Capture:
             self.capture.release()
 
 
+def _folder_images(folder: Path) -> list[Path]:
+    """The images in FOLDER and every sub-folder, sorted by path (a folder's files in name order,
+    each sub-folder's after the files that sort before it); hidden files and folders and links to
+    folders are left out (a link could loop back)."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        found += [path for path in (Path(root) / f for f in files) if is_image_file(path)]
+    return sorted(found)
+
+
 def _image_paths(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns, in the order given."""
+    """Files, folders (their images and those of their sub-folders, sorted) and glob patterns, in the order given."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if is_image_file(p))
+            paths += _folder_images(path)
         elif path.is_file():
             paths.append(path)
         elif glob.has_magic(item):
