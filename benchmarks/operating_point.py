@@ -28,7 +28,7 @@ from common import machine_description, write_results
 from adedge.data.datasets import open_dataset
 from adedge.export.exporter import export_bundle
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
-from adedge.runtime import Model
+from adedge.runtime import Model, inspect_stream
 from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, _folds, train
@@ -69,7 +69,7 @@ def outer_folds(category: Path, model: str, folds: int, runs: int, work: Path) -
 def drift_demo(bundle: Path, other: Path) -> dict:
     """Frames of another part's good images until the drift alarm rises, through the stream."""
     frames = sorted(s.path for s in open_dataset(other).test if not s.anomalous)
-    for inspection in Model.load(bundle).stream([str(p) for p in frames]):
+    for inspection in inspect_stream(Model.load(bundle), [str(p) for p in frames]):
         if inspection.drift_raised:
             return {"bundle": str(bundle), "frames_of": other.name, "frames_until_alarm": inspection.frame + 1, "alarm": inspection.drift}
     return {"bundle": str(bundle), "frames_of": other.name, "frames_until_alarm": None, "frames": len(frames)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from adedge.data.images import load_image
-from adedge.runtime import Model, Summary
+from adedge.runtime import Model, Summary, inspect_stream
 from adedge.runtime.line.sources import ImageFiles
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     model = Model.load(args.bundle, mode=args.mode)
     frames = ImageFiles(itertools.islice(itertools.cycle(args.images), args.frames))
     summary, inside, outside, rss = Summary(), [], [], {}
-    for inspection in model.stream(frames):
+    for inspection in inspect_stream(model, frames):
         summary.add(inspection)
         inside.append(inspection.model_ms)
         outside.append(inspection.latency_ms - inspection.model_ms)

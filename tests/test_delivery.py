@@ -165,3 +165,32 @@ def test_predict_publishes_each_verdict_to_mqtt_and_the_webhook(small_model, syn
     finally:
         subscriber.close()
         endpoint.server.shutdown()
+
+
+class ListSink:
+    """A toy sink, as docs/development.md says a new one is written: kind, target, error, send, close."""
+
+    kind, target = "list", "memory"
+
+    def __init__(self, failures: int) -> None:
+        self.received, self.failures, self.error = [], failures, ""
+
+    def send(self, bodies: list[str]) -> int:
+        if self.failures:
+            self.failures -= 1
+            self.error = "down"
+            return 0
+        self.received += [json.loads(body)["frame"] for body in bodies]
+        return len(bodies)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_new_sink_is_one_class_and_gets_every_verdict_in_order_through_failures(tmp_path):
+    sink, lines = ListSink(failures=2), []
+    forwarder = Forwarder(sink, tmp_path / "outbox", log=lines.append)
+    _put_timed(forwarder, range(30))
+    assert forwarder.close() == 0
+    assert sink.received == list(range(30)) and forwarder.delivered == 30
+    assert lines[0] == f"list memory: down; verdicts wait in {forwarder.outbox.path}, retrying" and "delivering again" in lines[-1]

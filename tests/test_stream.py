@@ -17,7 +17,7 @@ import pytest
 
 from adedge.data.datasets import open_dataset
 from adedge.errors import AdedgeError
-from adedge.runtime import Frame, Model, Summary, open_source
+from adedge.runtime import Frame, Model, Summary, inspect_stream, open_source
 from adedge.runtime.line.sources import ImageFiles
 
 MODES = ("latency", "throughput")
@@ -31,7 +31,7 @@ def test_images(synthetic) -> list[Path]:
 @pytest.mark.parametrize("mode", MODES)
 def test_stream_matches_predict_in_frame_order(openvino_bundle, test_images, mode):
     model = Model.load(openvino_bundle, mode=mode)
-    inspections = list(model.stream([str(p) for p in test_images]))
+    inspections = list(inspect_stream(model, [str(p) for p in test_images]))
     assert [i.frame for i in inspections] == list(range(len(test_images)))
     assert [i.source for i in inspections] == [str(p) for p in test_images]
     expected = Model.load(openvino_bundle).predict_batch(test_images, batch_size=1)
@@ -52,7 +52,7 @@ def test_a_bad_frame_is_skipped_and_the_stream_goes_on(openvino_bundle, test_ima
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     sources = [test_images[0], broken, test_images[1]]
-    inspections = list(Model.load(openvino_bundle, mode=mode).stream(ImageFiles(sources)))
+    inspections = list(inspect_stream(Model.load(openvino_bundle, mode=mode), ImageFiles(sources)))
     assert [i.error is None for i in inspections] == [True, False, True]
     assert "not an image file" in inspections[1].error and inspections[1].record("run", "m")["error"] == inspections[1].error
     summary = Summary()
@@ -73,7 +73,7 @@ def test_video_file_frames_in_order(openvino_bundle, test_images, tmp_path):
     while (frame := capture.read())[0]:
         decoded.append(cv2.cvtColor(frame[1], cv2.COLOR_BGR2RGB))
     model = Model.load(openvino_bundle)
-    inspections = list(model.stream(str(video)))
+    inspections = list(inspect_stream(model, str(video)))
     assert [i.frame for i in inspections] == list(range(6)) and len(decoded) == 6
     np.testing.assert_allclose([i.result.score for i in inspections], [model.predict(f).score for f in decoded], rtol=1e-5)
 
@@ -99,7 +99,7 @@ def test_watched_folder_inspects_new_files_once_in_arrival_order(openvino_bundle
     model = Model.load(openvino_bundle)
 
     def consume():
-        seen.extend(model.stream(open_source(str(folder), watch=True), stop=stop))
+        seen.extend(inspect_stream(model, open_source(str(folder), watch=True), stop=stop))
 
     worker = threading.Thread(target=consume)
     worker.start()
@@ -132,7 +132,7 @@ def _counted(frames, taken: list) -> ImageFiles:
 def test_stop_delivers_every_frame_taken(openvino_bundle, test_images, mode):
     stop, taken = threading.Event(), []
     inspections = []
-    for inspection in Model.load(openvino_bundle, mode=mode).stream(_counted(itertools.cycle(test_images), taken), stop):
+    for inspection in inspect_stream(Model.load(openvino_bundle, mode=mode), _counted(itertools.cycle(test_images), taken), stop):
         inspections.append(inspection)
         if len(inspections) == 5:
             stop.set()
@@ -154,7 +154,7 @@ def test_memory_stays_flat_over_a_long_stream(openvino_bundle, test_images):
             return frames
 
     rss = {}
-    for inspection in Model.load(openvino_bundle, mode="throughput").stream(Arrays()):
+    for inspection in inspect_stream(Model.load(openvino_bundle, mode="throughput"), Arrays()):
         if inspection.frame in (500, 2999):
             rss[inspection.frame] = _rss_mb()
     assert rss[2999] - rss[500] < 15, rss
@@ -190,7 +190,7 @@ def test_restarts_never_overwrite_overlays_and_a_failed_overlay_does_not_stop_th
 
     def run() -> list[dict]:
         writer = StreamWriter(out, model.name, "all")
-        records = [writer.write(inspection) for inspection in model.stream(Camera())]
+        records = [writer.write(inspection) for inspection in inspect_stream(model, Camera())]
         writer.close()
         return records
 

@@ -1,11 +1,8 @@
 """The line-side model: a validated bundle + an engine, with results (verdict, frame-size map) around it."""
 
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,10 +11,6 @@ from adedge.data.images import load_image, resize_map
 from adedge.errors import AdedgeError
 from adedge.runtime.inference.engines import Engine, create_engine
 from adedge.runtime.inference.verdict import Label, OperatingPoint, Verdict
-
-if TYPE_CHECKING:
-    from adedge.runtime.line.sources import Source
-    from adedge.runtime.line.stream import Inspection
 
 FrameLike = np.ndarray | Path | str  # an RGB uint8 array or an image file
 
@@ -126,10 +119,3 @@ class Model:
     def result(self, image: np.ndarray, anomaly_map: np.ndarray, score: float) -> Result:
         """The Result for IMAGE from the graph's map and score for it."""
         return Result(self.point.decide(score), anomaly_map, image.shape[:2], self.point)
-
-    def stream(self, source: "Source | str | list[str]", stop: threading.Event | None = None) -> "Iterator[Inspection]":
-        """Inspect every frame of SOURCE in frame order, in the mode the model was loaded with
-        (see adedge.runtime.line.stream.inspect_stream)."""
-        from adedge.runtime.line.stream import inspect_stream
-
-        return inspect_stream(self, source, stop)

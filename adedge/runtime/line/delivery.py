@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import ParseResult, unquote, urlparse
 
 from adedge.errors import AdedgeError
@@ -45,6 +46,21 @@ def _parsed(url: str, option: str) -> ParseResult:
     except ValueError as exc:
         raise AdedgeError(f"{option} URL {url!r} is malformed: {exc}") from None
     return parts
+
+
+class Sender(Protocol):
+    """A sink: what a Forwarder delivers through. A new sink is one more class with these members
+    (and a line in open_forwarders); the outbox, ordering, retries and back-off are the Forwarder's."""
+
+    kind: str  # "mqtt", "webhook": names the outbox and the log lines
+    target: str  # where to, for the log (no secrets)
+    error: str  # why the last send fell short
+
+    def send(self, bodies: list[str]) -> int:
+        """Deliver BODIES (JSON records) in order; how many of the first were acknowledged."""
+
+    def close(self) -> None:
+        """Release the connection."""
 
 
 class MqttSender:
@@ -126,7 +142,7 @@ class WebhookSender:
 class Forwarder:
     """A sender fed from its own outbox by a background thread. put() returns at once."""
 
-    def __init__(self, sender: MqttSender | WebhookSender, folder: Path, log: Callable[[str], None]) -> None:
+    def __init__(self, sender: Sender, folder: Path, log: Callable[[str], None]) -> None:
         self.sender, self.log = sender, log
         key = hashlib.sha256(sender.target.encode()).hexdigest()[:12]
         self.outbox = Outbox(folder / f"{sender.kind}-{key}.sqlite")

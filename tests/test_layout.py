@@ -1,0 +1,39 @@
+"""The layout's rules, as docs/development.md states them: imports go one way between the stages."""
+
+import ast
+from pathlib import Path
+
+import adedge
+
+PACKAGE = Path(adedge.__file__).parent
+
+
+def _imports(folder: str) -> dict[str, set[str]]:
+    """adedge modules imported by each file under adedge/FOLDER (function-level imports included)."""
+    found = {}
+    for path in sorted((PACKAGE / folder).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[str(path.relative_to(PACKAGE))] = {n for n in names if n.startswith("adedge")}
+    return found
+
+
+def _offending(folder: str, forbidden: tuple[str, ...]) -> dict[str, set[str]]:
+    return {file: bad for file, names in _imports(folder).items() if (bad := {n for n in names if n.startswith(forbidden)})}
+
+
+def test_the_runtime_imports_neither_training_nor_export():
+    assert _offending("runtime", ("adedge.train", "adedge.export")) == {}
+
+
+def test_training_and_export_do_not_import_the_runtime():
+    assert _offending("train", ("adedge.runtime",)) == {} and _offending("export", ("adedge.runtime",)) == {}
+
+
+def test_inside_the_runtime_inference_imports_no_line_evaluation_or_serving():
+    assert _offending("runtime/inference", ("adedge.runtime.line", "adedge.runtime.evaluation", "adedge.runtime.serving")) == {}
+    assert _offending("runtime/line", ("adedge.runtime.evaluation", "adedge.runtime.serving")) == {}
