@@ -18,12 +18,15 @@ class Format(StrEnum):
 
 
 class Precision(StrEnum):
-    """fp32; fp16 (compressed weights, f32 arithmetic); bf16 (bf16 arithmetic where the CPU has it); int8 (NNCF)."""
+    """fp32; fp16 (compressed weights, f32 arithmetic); bf16 (bf16 arithmetic throughout where the
+    CPU has it); int8 (NNCF); auto (the backbone's convolutions in bf16 where the CPU has it, every
+    other layer kept in f32: normalisation, the head, scores and thresholds)."""
 
     FP32 = "fp32"
     FP16 = "fp16"
     BF16 = "bf16"
     INT8 = "int8"
+    AUTO = "auto"
 
 
 class Layout(StrEnum):
@@ -67,6 +70,12 @@ class Overlays(StrEnum):
 FORMAT_PRECISIONS: dict[Format, tuple[Precision, ...]] = {
     Format.OPENVINO: tuple(Precision),
     Format.ONNX: (Precision.FP32,),
+}
+# the arithmetic OpenVINO is asked for with each precision (by adedge's runtime and the server configs
+# export writes): a CPU without bf16 units runs "bf16" as f32, and layers an IR marks to keep their
+# precision stay in f32 either way (every layer of fp32, fp16 and int8 IRs, all but the backbone's of auto)
+INFERENCE_PRECISION: dict[Precision, str] = {
+    Precision.FP32: "f32", Precision.FP16: "f32", Precision.BF16: "bf16", Precision.INT8: "f32", Precision.AUTO: "bf16",
 }
 # the backends that run each format
 FORMAT_BACKENDS: dict[Format, tuple[Backend, ...]] = {

@@ -96,18 +96,3 @@ def generate_synthetic(
             save_image(masks / f"{index:03d}_mask.png", (mask > 0.5).astype(np.uint8) * 255)
         save_image(out / f"{index:03d}.png", _render(plate, rng))
     return folder
-
-
-def add_defect(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A copy of a square uint8 RGB IMAGE with one random synthetic defect, and the defect's mask.
-
-    Used to measure how much accuracy a change (such as INT8 quantisation) costs when only good
-    images are at hand.
-    """
-    size = image.shape[0]
-    shade, mask = np.full(image.shape[:2], -1.0, np.float32), np.zeros(image.shape[:2], np.float32)
-    _draw_defect(DEFECTS[int(rng.integers(len(DEFECTS)))], rng, [shade, mask], size)
-    defective = image.copy()
-    drawn = mask > 0.5
-    defective[drawn] = np.uint8(np.clip(shade[drawn] * 255, 0, 255))[:, None]
-    return defective, drawn

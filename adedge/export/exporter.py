@@ -32,6 +32,7 @@ from adedge.fileio import atomic_directory, check_output_folder, write_text_atom
 from adedge.formats import RunInfo, to_dict
 from adedge.train.checkpoint import load_run
 from adedge.train.detector import operating_point
+from adedge.train.models import model_plugin
 
 
 def bundle_metadata(info: RunInfo, fmt: str, precision: str) -> BundleMetadata:
@@ -122,7 +123,8 @@ def export_bundle(
                 if precision == "int8":
                     model, report = quantize_int8(model, info, images, max_drop, int8_modes)
                     metadata = dataclasses.replace(metadata, quantization=report)
-                xml = save_openvino(model, scratch / FORMATS["openvino"], precision, model_api_info(metadata), embedded_record(metadata))
+                xml = save_openvino(model, scratch / FORMATS["openvino"], precision, model_api_info(metadata), embedded_record(metadata),
+                                    model_plugin(info.model).mixed_precision)
             files = [xml, xml.with_suffix(".bin")]
         metadata = dataclasses.replace(metadata, files={f.name: sha256_file(f) for f in files})
         (scratch / METADATA_FILE).write_text(json.dumps(to_dict(metadata), indent=2) + "\n")

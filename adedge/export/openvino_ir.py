@@ -69,10 +69,30 @@ def _interpolate_v4(model: ov.Model) -> None:
     model.validate_nodes_and_infer_types()
 
 
-def _keep_precision(xml_path: Path) -> None:
-    """Mark every layer of the saved IR to stay in its original (f32) precision."""
+# the backbone: its convolutions, and the elementwise ops, pads and pools fed only by them (biases,
+# activations, residual Adds); the first op of a head (e.g. DFM's AvgPool, CFLOW's Transpose) is not
+BACKBONE_OPS = ("Convolution", "GroupConvolution")
+BACKBONE_FOLLOWERS = ("Add", "Multiply", "Clamp", "Relu", "Swish", "HSwish", "Sigmoid", "Pad", "MaxPool")
+
+
+def backbone_layers(model: ov.Model) -> set[str]:
+    """Friendly names of MODEL's backbone layers (BACKBONE_OPS and the BACKBONE_FOLLOWERS fed only by them)."""
+    names: set[str] = set()
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        sources = [value.get_node() for value in node.input_values()]
+        fed = [s for s in sources if s.get_type_name() != "Constant"]
+        if kind in BACKBONE_OPS or (kind in BACKBONE_FOLLOWERS and fed and all(s.get_friendly_name() in names for s in fed)):
+            names.add(node.get_friendly_name())
+    return names
+
+
+def _keep_precision(xml_path: Path, free: set[str]) -> None:
+    """Mark every layer of the saved IR but those named in FREE to stay in its original (f32) precision."""
     tree = ET.parse(xml_path)
     for layer in tree.getroot().iter("layer"):
+        if layer.get("name") in free:
+            continue
         rt_info = layer.find("rt_info")
         if rt_info is None:
             rt_info = ET.SubElement(layer, "rt_info")
@@ -81,13 +101,17 @@ def _keep_precision(xml_path: Path) -> None:
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
 
 
-def save_openvino(model: ov.Model, xml_path: Path, precision: str, model_info: dict[str, str], adedge: dict) -> Path:
-    """Write model.xml/.bin: fp16 compresses the weights, others keep fp32; every precision but bf16
-    (whose point is bf16 arithmetic) keeps its layers in f32."""
+def save_openvino(model: ov.Model, xml_path: Path, precision: str, model_info: dict[str, str], adedge: dict,
+                  mixed_precision: bool = False) -> Path:
+    """Write model.xml/.bin: fp16 compresses the weights, others keep fp32. fp32, fp16 and int8 keep
+    every layer in f32; auto leaves the backbone free to run bf16 where the CPU has it (the runtime
+    asks for bf16: adedge.choices.INFERENCE_PRECISION) if the model's head tolerates it
+    (its plug-in's mixed_precision), else keeps every layer in f32 too; bf16 leaves every layer free."""
     for key, value in model_info.items():
         model.set_rt_info(value, [MODEL_INFO, key])
     model.set_rt_info(json.dumps(adedge, sort_keys=True), [RT_INFO_ROOT])
+    free = backbone_layers(model) if precision == "auto" and mixed_precision else set()
     ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
     if precision != "bf16":
-        _keep_precision(xml_path)
+        _keep_precision(xml_path, free)
     return xml_path

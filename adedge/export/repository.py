@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from adedge.bundle import MAX_BATCH, BundleMetadata, model_name
+from adedge.choices import INFERENCE_PRECISION
 from adedge.errors import AdedgeError
 from adedge.fileio import json_text
 
@@ -55,7 +56,7 @@ def triton_config(name: str, metadata: BundleMetadata) -> str:
     parameters = []
     if metadata.format == "openvino":
         parameters.append(_parameter("PERFORMANCE_HINT", "LATENCY"))
-        if metadata.precision == "bf16":
+        if INFERENCE_PRECISION[metadata.precision] == "bf16":
             parameters.append(_parameter("HINT_BF16", "YES"))
     lines = [
         f"# adedge {metadata.model} ({metadata.backbone}, {metadata.precision}): uint8 RGB frames of any size in,",
@@ -87,7 +88,7 @@ def ovms_config(name: str, metadata: BundleMetadata, existing: Path) -> str:
             others = [m for m in json.loads(existing.read_text())["model_config_list"] if m["config"]["name"] != name]
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise AdedgeError(f"{existing} is not an OpenVINO Model Server config ({type(exc).__name__}: {exc}); move it away") from None
-    precision = "bf16" if metadata.precision == "bf16" else "f32"
+    precision = INFERENCE_PRECISION[metadata.precision]
     config = {
         "name": name,
         "base_path": name,

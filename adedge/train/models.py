@@ -41,6 +41,9 @@ class ModelPlugin:
     # folds of the training images, each scored out of fold for calibration by a head fitted on the
     # others: more folds fit on more of the data (scores closer to the shipped head's) at more fits
     calibration_folds: int = 5
+    # whether its head keeps fp32's verdicts on features from a backbone computed in bf16 (what
+    # `--precision auto` then does where the CPU has bf16 units; benchmarks/mixed_precision.py)
+    mixed_precision: bool = False
 
 
 def model_plugin(name: str) -> ModelPlugin:

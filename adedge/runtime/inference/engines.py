@@ -14,14 +14,10 @@ from typing import Protocol
 import numpy as np
 
 from adedge.bundle import INPUT_NAME, Bundle
-from adedge.choices import FORMAT_BACKENDS, Backend, Mode, choice
+from adedge.choices import FORMAT_BACKENDS, INFERENCE_PRECISION, Backend, Mode, choice
 from adedge.errors import AdedgeError
 
 OUTPUTS = ("pred_score", "anomaly_map")  # what the runtime reads of the graph's four outputs
-# The hint each bundle precision runs with. fp16 IR weights are widened on load and int8 bundles keep
-# their float parts in f32, for parity with the trained model (the CPU plugin would otherwise pick bf16
-# on CPUs that have it); bf16 asks for bf16 arithmetic, which CPUs without bf16 support run as f32.
-INFERENCE_PRECISION = {"fp32": "f32", "fp16": "f32", "bf16": "bf16", "int8": "f32"}
 
 Outputs = tuple[np.ndarray, np.ndarray]  # scores [N], anomaly maps [N, h, w]
 
