@@ -41,8 +41,9 @@ class ModelPlugin:
     # folds of the training images, each scored out of fold for calibration by a head fitted on the
     # others: more folds fit on more of the data (scores closer to the shipped head's) at more fits
     calibration_folds: int = 5
-    # whether its head keeps fp32's verdicts on features from a backbone computed in bf16 (what
-    # `--precision auto` then does where the CPU has bf16 units; benchmarks/mixed_precision.py)
+    # whether its scores stay close to fp32's on features from a backbone computed in bf16, so that
+    # `--precision auto` may run the backbone in bf16 where the CPU has bf16 units (measured per model:
+    # benchmarks/mixed_precision.py; DFM's PCA residual does not: a bf16 backbone moved 71 of 167 pill verdicts)
     mixed_precision: bool = False
 
 
