@@ -141,7 +141,7 @@ def export_command(
     out: Path = typer.Option(..., help="Bundle folder to write."),
     format: str = typer.Option("openvino", help="openvino or onnx."),
     precision: str = typer.Option("fp32", help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF); auto (the backbone in bf16 where the CPU has bf16 units, the rest in f32)."),
-    max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on validation images (training images and synthetic defects)."),
+    max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on validation images (held-back training images and synthetic defects); a larger value also lets it move that share of their verdicts (5 % at least)."),
     sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
     layout: str = typer.Option("bundle", help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
     name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),

@@ -93,6 +93,11 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
 MAX_IMAGE_SIZE = 2048  # the largest model input side: beyond it a backbone's features outgrow an ordinary PC's memory
 
 
+def percent(share: float) -> str:
+    """A share as people read it: 0.0134 -> '1.34 %', 1.0 -> '100 %'."""
+    return f"{100 * share:.3g} %"
+
+
 def to_dict(record: object) -> dict:
     return dataclasses.asdict(record)
 

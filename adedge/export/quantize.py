@@ -39,7 +39,7 @@ DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
 GRAPH_OP_TYPES = ("Interpolate", "Subtract", "Divide", "Multiply", "Add", "Sigmoid", "Greater")
 STEM_CONVOLUTIONS = 2  # the first convolutions in graph order: the stem and the first block's
 VALIDATION_IMAGES = 20  # good training images held back from calibration to validate on (each with 3 defective copies)
-MAX_VERDICTS_CHANGED = 0.05  # the share of validation frames INT8 may move across a cut-off
+MAX_VERDICTS_CHANGED = 0.05  # the share of validation frames INT8 may move across a cut-off (or --max-drop, if larger)
 
 
 def int8_images(info: RunInfo) -> tuple[list[Path], list[Path]]:
@@ -117,11 +117,11 @@ def quantize_int8(
         moved = _moved(float_run["scores"], measured["scores"], cuts)
         attempts.append({"mode": mode, "image_auroc": measured["image_auroc"], "pixel_auroc": measured["pixel_auroc"], "drop": drop,
                          "verdicts_changed": moved})
-        if drop <= max_drop and moved <= MAX_VERDICTS_CHANGED * len(frames):
+        if drop <= max_drop and moved <= max(MAX_VERDICTS_CHANGED, max_drop) * len(frames):
             return quantized, QuantizationReport(mode, len(calibration), len(frames), max_drop, reference, attempts)
     tried = "; ".join(f"{a['mode']}: {100 * a['drop']:.2f} points, {a['verdicts_changed']} verdicts" for a in attempts)
     raise AdedgeError(
-        f"INT8 loses more than --max-drop {max_drop} AUROC allows, or changes more than {100 * MAX_VERDICTS_CHANGED:.0f} % of the "
+        f"INT8 loses more than --max-drop {max_drop} AUROC allows, or changes more than {100 * max(MAX_VERDICTS_CHANGED, max_drop):.0f} % of the "
         f"verdicts, on {len(frames)} validation frames held back from calibration (lost, {tried}); export fp32, fp16 or bf16 "
         "instead, or raise --max-drop"
     )

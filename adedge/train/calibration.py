@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from adedge.errors import AdedgeError
-from adedge.formats import Calibration
+from adedge.formats import Calibration, percent
 from adedge.metrics import f1_max
 
 SIGMAS = 2.0
@@ -161,7 +161,7 @@ def calibrate_on_good(
         score_scale=_scale(scores, budget.threshold),
         map_threshold=map_threshold,
         map_scale=_scale(map_maxima, map_threshold),
-        method=f"false-reject budget {_percent(false_reject)} on {len(scores)} out-of-fold good training images, CHECK band from "
+        method=f"false-reject budget {percent(false_reject)} on {len(scores)} out-of-fold good training images, CHECK band from "
                f"{len(defect_scores)} synthetic defects drawn on them",
         images=len(scores),
         check_threshold=check,
@@ -200,23 +200,19 @@ def calibrate_on_labelled(
     )
 
 
-def _percent(share: float) -> str:
-    return f"{100 * share:.3g} %"
-
-
 def describe_calibration(calibration: Calibration, false_reject: float | None) -> list[tuple[str, bool]]:
     """What training says of its verdicts: (line, True) to state, (line, False) to warn of. FALSE_REJECT
     is the budget asked for (None: the thresholds came from labelled data)."""
     c = calibration
     if false_reject is None:
-        return [(f"NG threshold F1-optimal on labelled images: {_percent(c.false_reject)} of their good images rejected "
-                 f"({100 * CONFIDENCE:.0f} % bound {_percent(c.false_reject_bound)}); no CHECK band", True)]
-    band = (f"; CHECK band below it holds about {_percent(c.good_in_check)} of good parts" if c.check_threshold is not None
+        return [(f"NG threshold F1-optimal on labelled images: {percent(c.false_reject)} of their good images rejected "
+                 f"({100 * CONFIDENCE:.0f} % bound {percent(c.false_reject_bound)}); no CHECK band", True)]
+    band = (f"; CHECK band below it holds about {percent(c.good_in_check)} of good parts" if c.check_threshold is not None
             else "; no CHECK band (the budget leaves no room below it)")
-    lines = [(f"NG threshold for <= {_percent(c.false_reject)} good rejected ({100 * CONFIDENCE:.0f} % bound {_percent(c.false_reject_bound)}, "
+    lines = [(f"NG threshold for <= {percent(c.false_reject)} good rejected ({100 * CONFIDENCE:.0f} % bound {percent(c.false_reject_bound)}, "
               f"from {c.images} out-of-fold good images){band}", True)]
     if c.images * false_reject < 1:
-        lines.append((f"{c.images} good images cannot support a {_percent(false_reject)} budget (fewer than one of them is expected "
+        lines.append((f"{c.images} good images cannot support a {percent(false_reject)} budget (fewer than one of them is expected "
                       "above the threshold, which extrapolates the fitted tail): train on more good images, or allow a larger "
                       "--false-reject", False))
     return lines

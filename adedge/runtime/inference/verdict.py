@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from adedge.bundle import OperatingPointSpec
 from adedge.errors import AdedgeError
+from adedge.formats import percent
 
 RECORD_SCHEMA = 1  # the version of `verdict_record`'s fields: raised when a field changes meaning
 DRIFT_WINDOW = 200  # frames the drift alarm looks back over
@@ -124,10 +125,6 @@ def verdict_record(header: dict, verdict: Verdict, point: OperatingPoint, drift:
     return record | ({"drift": drift} if drift else {}) | details
 
 
-def _percent(share: float) -> str:
-    return f"{100 * share:.3g} %"
-
-
 def binomial_tail(count: int, trials: int, rate: float) -> float:
     """P(X >= COUNT) for X ~ Binomial(TRIALS, RATE): how surprising COUNT hits in TRIALS are."""
     if count <= 0:
@@ -168,8 +165,8 @@ class DriftMonitor:
         for label, expected in self.expected.items():
             count = sum(1 for seen in self.labels if seen is label)
             if expected is not None and binomial_tail(count, len(self.labels), expected) < self.p_value:
-                message = (f"{label.value} rate {_percent(count / len(self.labels))} over the last {len(self.labels)} frames, "
-                           f"{_percent(expected)} expected of good parts: the images differ from training (camera, lighting, "
+                message = (f"{label.value} rate {percent(count / len(self.labels))} over the last {len(self.labels)} frames, "
+                           f"{percent(expected)} expected of good parts: the images differ from training (camera, lighting, "
                            "part) or the line is producing defects")
                 break
         self.raised = message is not None and self.alarm is None
