@@ -168,10 +168,6 @@ class Bundle:
         return self.path / FORMATS[self.metadata.format]
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        return self.metadata.input_size
-
-    @property
     def precision(self) -> str:
         return self.metadata.precision
 

@@ -88,8 +88,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default="operating_point")
     args = parser.parse_args()
-    outer = {model: (int(k.split(":")[0]), int(k.split(":")[-1]) if ":" in k else int(k))
-             for model, k in (item.split("=") for item in args.outer_folds.split(","))}
+    outer = {}
+    for item in args.outer_folds.split(","):
+        model, _, spec = item.partition("=")
+        folds, _, runs = spec.partition(":")
+        outer[model] = (int(folds), int(runs or folds))
     categories = sorted(d for d in args.data.iterdir() if (d / "train" / "good").is_dir())
     rows, drift = [], None
     with tempfile.TemporaryDirectory() as scratch:

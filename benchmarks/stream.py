@@ -20,11 +20,12 @@ from pathlib import Path
 
 from common import brief_runs, machine_description, write_results
 
+from adedge.choices import Mode
 from adedge.export.exporter import export_bundle
 
 ROOT = Path(__file__).resolve().parent
 BOTTLE = ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle" / "test"
-MODES = ("latency", "throughput")
+MODES = tuple(Mode)
 
 
 def best_precision(model: str) -> tuple[str, str, tuple[str, ...]]:

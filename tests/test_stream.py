@@ -15,12 +15,13 @@ import cv2
 import numpy as np
 import pytest
 
+from adedge.choices import Mode
 from adedge.data.datasets import open_dataset
 from adedge.errors import AdedgeError
 from adedge.runtime import Frame, Model, Summary, inspect_stream, open_source
 from adedge.runtime.line.sources import ImageFiles
 
-MODES = ("latency", "throughput")
+MODES = tuple(Mode)
 
 
 @pytest.fixture(scope="module")

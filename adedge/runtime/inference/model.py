@@ -85,7 +85,7 @@ class Model:
     @property
     def input_size(self) -> tuple[int, int]:
         """The size the graph resizes every frame to (and of its anomaly map)."""
-        return self.bundle.input_size
+        return self.bundle.metadata.input_size
 
     def infer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run the graph on uint8 frames [N, H, W, 3]: scores [N] and anomaly maps [N, h, w] at the model's size."""
