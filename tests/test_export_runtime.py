@@ -55,6 +55,25 @@ def test_scores_do_not_depend_on_the_batch(fmt, backend, bundles, test_batch):
     assert model.infer(np.repeat(test_batch, 3, axis=0))[0].shape == (3 * len(test_batch),)  # any batch size
 
 
+def test_a_frame_size_seen_in_a_row_gets_a_graph_of_its_own_with_the_same_outputs(openvino_bundle, test_batch):
+    from adedge.runtime.inference.engines import SPECIALISE_AFTER
+
+    model = Model.load(openvino_bundle)
+    frames, other = test_batch[:1], np.ascontiguousarray(test_batch[1:2, :100, :90])
+    dynamic = model.infer(frames)
+    for _ in range(SPECIALISE_AFTER - 2):
+        model.infer(frames)
+    assert model.engine.specialised is None
+    model.infer(frames)  # the SPECIALISE_AFTER-th call of this shape in a row compiles the graph for it
+    assert model.engine.specialised[0] == frames.shape and model.engine.specialised[1] is not model.engine.request
+    specialised = model.infer(frames)
+    np.testing.assert_allclose(specialised[0], dynamic[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(specialised[1], dynamic[1], rtol=1e-5, atol=1e-6)
+    # another size runs on the graph for any size, with the outputs a fresh model gives it
+    np.testing.assert_allclose(model.infer(other)[0], Model.load(openvino_bundle).infer(other)[0], rtol=1e-6)
+    assert model.engine.specialised[0] == frames.shape
+
+
 def test_predict_returns_frame_sized_results(openvino_bundle, synthetic):
     model = Model.load(openvino_bundle)
     frame = np.ascontiguousarray(np.pad(load_image(next((synthetic / "test" / "scratch").iterdir())), ((0, 40), (0, 10), (0, 0)), mode="edge"))

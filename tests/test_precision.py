@@ -72,6 +72,8 @@ def test_int8_keeps_the_head_in_float_or_refuses(run_dir, model_name, openvino_b
     measured = iter([{"image_auroc": 1.0, "pixel_auroc": 1.0, "scores": [0.1]}, {"image_auroc": 0.9, "pixel_auroc": 1.0, "scores": [0.1]},
                      {"image_auroc": 0.999, "pixel_auroc": 0.998, "scores": [0.1]}])
     monkeypatch.setattr(quantize, "_accuracy", lambda *args: next(measured))
+    # the stub lives in this process: quantise here, not in the child process export uses (tests/test_isolated.py)
+    monkeypatch.setattr(exporter, "quantize_int8_isolated", lambda model, work, *args: quantize.quantize_int8(model, *args))
     metadata = exporter.export_bundle(run_dir, tmp_path / "int8", "openvino", "int8", max_drop=0.005)
     report = metadata.quantization
     assert report.mode == "convolutions after the stem" and [a["mode"] for a in report.attempts] == ["all layers", "convolutions after the stem"]

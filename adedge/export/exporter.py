@@ -26,7 +26,7 @@ from adedge.choices import check_export
 from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
-from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8
+from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8_isolated
 from adedge.export.repository import export_folders, ovms_config, triton_config
 from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
 from adedge.formats import RunInfo, to_dict
@@ -121,7 +121,7 @@ def export_bundle(
             with tempfile.TemporaryDirectory() as work:
                 model = convert_onnx(export_onnx(detector, Path(work) / FORMATS["onnx"]))
                 if precision == "int8":
-                    model, report = quantize_int8(model, info, images, max_drop, int8_modes)
+                    model, report = quantize_int8_isolated(model, Path(work), info, images, max_drop, int8_modes)
                     metadata = dataclasses.replace(metadata, quantization=report)
                 xml = save_openvino(model, scratch / FORMATS["openvino"], precision, model_api_info(metadata), embedded_record(metadata),
                                     model_plugin(info.model).mixed_precision)

@@ -25,6 +25,7 @@ from adedge.data.datasets import open_dataset
 from adedge.data.defects import defective_copies
 from adedge.data.images import load_image, resize_mask
 from adedge.errors import AdedgeError
+from adedge.export.isolated import run_isolated
 from adedge.export.quiet import quiet
 from adedge.formats import RunInfo
 from adedge.metrics import evaluate
@@ -87,6 +88,24 @@ def _moved(reference: list[float], scores: list[float], cuts: list[float]) -> in
 
 
 INT8_MODES = ("all layers", "convolutions after the stem")  # tried in this order
+
+
+def quantize_int8_isolated(
+    model: ov.Model, work: Path, info: RunInfo, images: tuple[list[Path], list[Path]], max_drop: float, modes: tuple[str, ...] = INT8_MODES
+) -> tuple[ov.Model, QuantizationReport]:
+    """quantize_int8 in a child process (adedge.export.isolated), through IR files in the folder WORK."""
+    source, target = work / "float.xml", work / "int8.xml"
+    ov.save_model(model, source, compress_to_fp16=False)
+    report = run_isolated("quantising to INT8", _quantize_files, source, target, info, images, max_drop, modes)
+    return ov.Core().read_model(target), report
+
+
+def _quantize_files(
+    source: Path, target: Path, info: RunInfo, images: tuple[list[Path], list[Path]], max_drop: float, modes: tuple[str, ...]
+) -> QuantizationReport:
+    model, report = quantize_int8(ov.Core().read_model(source), info, images, max_drop, modes)
+    ov.save_model(model, target, compress_to_fp16=False)
+    return report
 
 
 def quantize_int8(
