@@ -1,9 +1,8 @@
 """The line-side stream: frames per second in latency vs throughput mode, time outside the model,
-and memory over a long run, for each registered model (efficientnet_lite0, 256x256).
+and memory over a long run, for each registered model at its defaults (the bundle that ships: fp32).
 
 Frames are the 900x900 PNG test images of MVTec bottle, cycled. As in latency.py, the models are
-fitted briefly on synthetic images (timing does not depend on what was learned) and exported at
-their best precision by benchmarks/results/latency.json (the fastest OpenVINO row; fp32 if absent).
+fitted briefly on synthetic images (timing does not depend on what was learned).
 Each run is a fresh torch-free process (stream_probe.py).
 
     .venv/bin/python benchmarks/stream.py [--frames 300] [--long-frames 10000]
@@ -28,18 +27,6 @@ BOTTLE = ROOT.parent.parent / "shared" / "data" / "mvtec" / "bottle" / "test"
 MODES = tuple(Mode)
 
 
-def best_precision(model: str) -> tuple[str, str, tuple[str, ...]]:
-    """(label, precision, INT8 modes) of the fastest OpenVINO row for MODEL in latency.json."""
-    results = ROOT / "results" / "latency.json"
-    rows = json.loads(results.read_text())["rows"] if results.is_file() else []
-    rows = [r for r in rows if r["model"] == model and r["backbone"] == "efficientnet_lite0" and r["engine"] == "OpenVINO"]
-    if not rows:
-        return "fp32", "fp32", ()
-    label = min(rows, key=lambda r: r["p50_ms"])["precision"]
-    precision, _, mode = label.partition(" (")
-    return label, precision, (mode.rstrip(")"),) if mode else ()
-
-
 def probe(bundle: Path, images: list[Path], mode: str, frames: int) -> dict:
     command = [sys.executable, str(ROOT / "stream_probe.py"), str(bundle), *map(str, images), "--mode", mode, "--frames", str(frames)]
     return json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
@@ -57,14 +44,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for model, run in brief_runs(Path(work)):
             bundle = Path(work) / f"{model}-bundle"
-            label, precision, modes = best_precision(model)
-            export_bundle(run, bundle, "openvino", precision, max_drop=1.0, **({"int8_modes": modes} if modes else {}))
+            metadata = export_bundle(run, bundle)  # what ships: OpenVINO fp32
+            label = f"{metadata.precision} ({metadata.backbone}, {metadata.input_size[1]}x{metadata.input_size[0]})"
             for mode in MODES:
                 rows.append({"model": model, "precision": label, "mode": mode, **probe(bundle, images, mode, args.frames)})
             if model == "dfm":
                 long_run = {"model": model, "precision": label, "mode": "throughput", **probe(bundle, images, "throughput", args.long_frames)}
     lines = [
-        "# Streaming 900x900 PNG frames (MVTec bottle) at 256x256, efficientnet_lite0",
+        "# Streaming 900x900 PNG frames (MVTec bottle), each model at its defaults",
         "",
         f"Machine: {machine_description()}. One run; each row a fresh torch-free process. Outside = decode +",
         "post-processing + queueing, per frame (median); the graph resizes each frame itself; decode is also timed apart.",
