@@ -65,10 +65,14 @@ def test_a_frame_size_seen_in_a_row_gets_a_graph_of_its_own_with_the_same_output
         model.infer(frames)
     assert model.engine.specialised is None
     model.infer(frames)  # the SPECIALISE_AFTER-th call of this shape in a row compiles the graph for it
-    assert model.engine.specialised[0] == frames.shape and model.engine.specialised[1] is not model.engine.request
+    assert model.engine.specialised[0] == frames.shape and model.engine.specialised[1] is not model.engine.compiled
     specialised = model.infer(frames)
     np.testing.assert_allclose(specialised[0], dynamic[0], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(specialised[1], dynamic[1], rtol=1e-5, atol=1e-6)
+    background = model.engine.async_requests()[0]  # throughput mode's requests take the same graph
+    background.start(frames)
+    assert background.compiled is model.engine.specialised[1]
+    np.testing.assert_allclose(background.wait()[0], dynamic[0], rtol=1e-6, atol=1e-7)
     # another size runs on the graph for any size, with the outputs a fresh model gives it
     np.testing.assert_allclose(model.infer(other)[0], Model.load(openvino_bundle).infer(other)[0], rtol=1e-6)
     assert model.engine.specialised[0] == frames.shape

@@ -58,9 +58,10 @@ class OpenVINOEngine:
     """OpenVINO on CPU (or another device), with the precision hint the bundle asks for.
 
     mode "latency" runs one request on all cores; "throughput" lets OpenVINO split the cores into
-    streams and offers as many asynchronous requests as it finds best. `infer` keeps, beside the
-    graph for any frame size, one copy compiled for the batch shape it last saw SPECIALISE_AFTER
-    times in a row.
+    streams and offers as many asynchronous requests as it finds best. Beside the graph for any
+    frame size it keeps one copy compiled for the batch shape that `infer` and the asynchronous
+    requests last saw SPECIALISE_AFTER times in a row (`serve`'s concurrent `infer_outputs` keeps to
+    the graph for any size).
     """
 
     def __init__(self, bundle: Bundle, device: str = "CPU", threads: int | None = None, mode: str = "latency") -> None:
@@ -80,37 +81,37 @@ class OpenVINOEngine:
         except RuntimeError as exc:
             raise AdedgeError(f"OpenVINO cannot load {bundle.model_file} on {device}: {str(exc).splitlines()[0]}") from None
         self.core, self.model, self.device, self.config = core, model, device, config
-        self.outputs = [self.compiled.output(name) for name in OUTPUTS]
-        self.request = self.compiled.create_infer_request()
         self.requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
         self.idle: queue.SimpleQueue = queue.SimpleQueue()  # requests for infer_outputs, one per concurrent caller
-        self.shape, self.repeats = (), 0  # the batch shape of the last calls to infer, and how many in a row
-        self.specialised: tuple[tuple[int, ...], object] | None = None  # (shape, request of the graph compiled for it)
+        self.shape, self.repeats = (), 0  # the batch shape of the last frames, and how many in a row
+        self.specialised: tuple[tuple[int, ...], object] | None = None  # (shape, the graph compiled for it)
+        self.request = OpenVINORequest(self)  # the one `infer` uses
 
     def infer(self, batch: np.ndarray) -> Outputs:
-        results = self._request_for(batch.shape).infer({0: batch})
-        return results[OUTPUTS[0]], results[OUTPUTS[1]][:, 0]
+        self.request.start(batch)
+        scores, maps, _ = self.request.wait()
+        return scores, maps
 
-    def _request_for(self, shape: tuple[int, ...]):
-        """The request compiled for SHAPE if there is one (made once SHAPE came SPECIALISE_AFTER
-        times in a row), else the one for any shape."""
+    def compiled_for(self, shape: tuple[int, ...]):
+        """The graph compiled for SHAPE if there is one (made once SHAPE came SPECIALISE_AFTER times
+        in a row), else the graph for any shape."""
         if self.specialised is not None and self.specialised[0] == shape:
             return self.specialised[1]
         self.repeats = self.repeats + 1 if shape == self.shape else 1
         self.shape = shape
         if self.repeats < SPECIALISE_AFTER:
-            return self.request
+            return self.compiled
         fixed = self.model.clone()
         fixed.reshape({INPUT_NAME: list(shape)})
         try:
-            request = self.core.compile_model(fixed, self.device, self.config).create_infer_request()
+            compiled = self.core.compile_model(fixed, self.device, self.config)
         except RuntimeError:  # the graph for any shape still serves
-            request = self.request
-        self.specialised = (shape, request)
-        return request
+            compiled = self.compiled
+        self.specialised = (shape, compiled)
+        return compiled
 
     def async_requests(self) -> list[Request]:
-        return [OpenVINORequest(self.compiled.create_infer_request(), self.outputs) for _ in range(self.requests)]
+        return [OpenVINORequest(self) for _ in range(self.requests)]
 
     def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         try:
@@ -133,17 +134,22 @@ def _ov_embedded(model) -> str | None:
 
 
 class OpenVINORequest:
-    """One OpenVINO request run in the background."""
+    """One OpenVINO request run in the background, on the graph its engine compiled for the batch's
+    shape (or the graph for any shape)."""
 
-    def __init__(self, request, outputs: list) -> None:
-        self.request, self.outputs = request, outputs
+    def __init__(self, engine: OpenVINOEngine) -> None:
+        self.engine = engine
+        self.compiled, self.request = engine.compiled, engine.compiled.create_infer_request()
 
     def start(self, batch: np.ndarray) -> None:
+        compiled = self.engine.compiled_for(batch.shape)
+        if compiled is not self.compiled:
+            self.compiled, self.request = compiled, compiled.create_infer_request()
         self.request.start_async({0: batch})
 
     def wait(self) -> tuple[np.ndarray, np.ndarray, float]:
         self.request.wait()
-        scores, maps = (self.request.get_tensor(output).data.copy() for output in self.outputs)  # buffers are reused
+        scores, maps = (self.request.get_tensor(name).data.copy() for name in OUTPUTS)  # buffers are reused
         return scores, maps[:, 0], self.request.latency
 
 
