@@ -48,7 +48,7 @@ class Engine(Protocol):
         ...
 
 
-# Calls of one batch shape in a row after which `infer` compiles the graph for that shape: a camera
+# Batches of one shape in a row after which the engine compiles the graph for that shape: a camera
 # sends one frame size, and with static shapes OpenVINO plans every node once instead of on every
 # call (CFLOW 12-15 % faster on this project's Xeon, DFM 3 %; 0.1-0.5 s to compile, identical outputs).
 SPECIALISE_AFTER = 3
