@@ -62,14 +62,22 @@ def per_category(data: Path, models: str, work: Path | None, measure: Callable[[
 def torch_eager_latency(detector: Detector, iterations: int, batch: int = 1) -> dict[str, float]:
     """Median and p99 ms of the Detector graph in torch eager on random frames, after a warm-up."""
     frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch, *detector.image_size, 3), dtype=np.uint8))
-    times = []
     with torch.inference_mode():
-        for index in range(iterations + WARMUP):
-            start = time.perf_counter()
-            detector(frames)
-            if index >= WARMUP:
-                times.append((time.perf_counter() - start) * 1000.0)
+        times = turns_ms({"eager": lambda: detector(frames)}, iterations)["eager"]
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
+
+
+def turns_ms(calls: dict[str, Callable[[], object]], iterations: int) -> dict[str, list[float]]:
+    """Milliseconds of each of CALLS, ITERATIONS times after WARMUP, the calls taking turns call by call
+    (this machine's speed drifts, so calls timed one after the other would not compare)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for index in range(iterations + WARMUP):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            if index >= WARMUP:
+                times[name].append((time.perf_counter() - start) * 1000.0)
+    return times
 
 
 def machine_description() -> str:

@@ -16,12 +16,12 @@ Writes benchmarks/results/frame_latency.md and .json.
 
 import argparse
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
-from common import WARMUP, brief_runs, machine_description, write_results
+from common import brief_runs, machine_description, turns_ms, write_results
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
@@ -45,15 +45,9 @@ PATHS = {"before": before, "after": after}
 
 
 def percentiles_ms(models: dict[str, Model], frame: np.ndarray, iterations: int) -> dict[str, tuple[float, float]]:
-    """p50 and p99 ms of each path on FRAME, the paths taking turns call by call (this machine's speed
-    drifts), each on a model of its own (so no request switches between frame sizes)."""
-    times: dict[str, list[float]] = {label: [] for label in models}
-    for index in range(iterations + WARMUP):
-        for label, model in models.items():
-            start = time.perf_counter()
-            PATHS[label](model, frame)
-            if index >= WARMUP:
-                times[label].append((time.perf_counter() - start) * 1000.0)
+    """p50 and p99 ms of each path on FRAME, the paths taking turns call by call, each on a model of
+    its own (so no request switches between frame sizes)."""
+    times = turns_ms({label: partial(PATHS[label], model, frame) for label, model in models.items()}, iterations)
     return {label: (float(np.percentile(t, 50)), float(np.percentile(t, 99))) for label, t in times.items()}
 
 

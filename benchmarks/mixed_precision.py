@@ -15,12 +15,12 @@ Writes benchmarks/results/mixed_precision.md and .json.
 
 import argparse
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import openvino as ov
-from common import WARMUP, machine_description, write_results
+from common import machine_description, turns_ms, write_results
 
 from adedge.data.datasets import open_dataset
 from adedge.data.images import load_image
@@ -43,18 +43,6 @@ def _plain_labels(bundle: Path, config: dict, model: Model, frames: list[np.ndar
     return [str(model.point.decide(float(compiled({0: frame[None]})[compiled.output("pred_score")][0])).label) for frame in frames]
 
 
-def _latency(models: dict[str, Model], frame: np.ndarray, iterations: int) -> dict[str, float]:
-    """p50 ms of each model on FRAME, taking turns call by call."""
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for index in range(iterations + WARMUP):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.predict(frame)
-            if index >= WARMUP:
-                times[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: float(np.percentile(t, 50)) for name, t in times.items()}
-
-
 def measure(run: Path, data: Path, work: Path, iterations: int) -> list[dict]:
     info = read_record(RunInfo, run / "run.json", RUN_FORMAT_VERSION)
     category = data / info.dataset.category
@@ -65,7 +53,8 @@ def measure(run: Path, data: Path, work: Path, iterations: int) -> list[dict]:
         export_bundle(run, bundle, "openvino", precision)
         models[precision] = Model.load(bundle)
     reference = _labels(models["fp32"], frames)
-    latency = _latency(models, frames[0], iterations)
+    times = turns_ms({name: partial(model.predict, frames[0]) for name, model in models.items()}, iterations)
+    latency = {name: float(np.percentile(t, 50)) for name, t in times.items()}
     rows = []
     for precision, model in models.items():
         bundle = work / f"{category.name}-{info.model}-{precision}"
