@@ -78,6 +78,27 @@ def test_a_frame_size_seen_in_a_row_gets_a_graph_of_its_own_with_the_same_output
     assert model.engine.specialised[0] == frames.shape
 
 
+def _resize_steps(compiled) -> int:
+    return sum(op.get_rt_info()["layerType"].astype(str) == "Interpolate" for op in compiled.get_runtime_model().get_ordered_ops())
+
+
+def test_a_graph_compiled_for_the_model_size_drops_the_resize_steps_that_do_nothing(openvino_bundle):
+    from adedge.runtime.inference.engines import SPECIALISE_AFTER
+    from adedge.train.detector import HALVINGS
+
+    model = Model.load(openvino_bundle)
+    frames = np.random.default_rng(0).integers(0, 256, (1, *model.input_size, 3), dtype=np.uint8)
+    dynamic = model.infer(frames)
+    for _ in range(SPECIALISE_AFTER):
+        model.infer(frames)
+    # the graph for any size resizes the frame (the antialiasing halvings and a last step) and
+    # upsamples the maps; at the model's own size the frame's steps drop out
+    assert _resize_steps(model.engine.compiled) - _resize_steps(model.engine.specialised[1]) == HALVINGS + 1
+    specialised = model.infer(frames)
+    np.testing.assert_allclose(specialised[0], dynamic[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(specialised[1], dynamic[1], rtol=1e-5, atol=1e-6)
+
+
 def test_predict_returns_frame_sized_results(openvino_bundle, synthetic):
     model = Model.load(openvino_bundle)
     frame = np.ascontiguousarray(np.pad(load_image(next((synthetic / "test" / "scratch").iterdir())), ((0, 40), (0, 10), (0, 0)), mode="edge"))
