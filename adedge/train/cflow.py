@@ -27,6 +27,7 @@ from torch import nn
 
 from adedge.errors import AdedgeError
 from adedge.progress import Track
+from adedge.train.maps import upsample
 from adedge.train.models import ModelPlugin
 
 LOG_NORMAL_CONST = -0.5 * math.log(2 * math.pi)
@@ -216,9 +217,7 @@ class CflowHead(nn.Module):
         return {"stages": self.stage_specs, "condition": self.condition, "blocks": self.block_count, "clamp": self.clamp}
 
     def forward(self, features: dict[str, torch.Tensor], size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        anomaly_map = sum(
-            F.interpolate(flow(features[flow.name]), size=size, mode="bilinear", align_corners=False) for flow in self.flows
-        )
+        anomaly_map = sum(upsample(flow(features[flow.name]), size) for flow in self.flows)
         return anomaly_map, top_mean(anomaly_map)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from adedge.errors import AdedgeError
+from adedge.train.maps import upsample
 from adedge.progress import Track
 from adedge.train.models import ModelPlugin
 
@@ -76,7 +77,7 @@ class DFMHead(nn.Module):
         # plugin would rewrite the Subtract into a new matmul that loses the IR's keep-f32 mark
         error = (centred + projected @ -self.components) ** 2
         error_map = error.reshape(-1, *self.feature_shape).sum(1, keepdim=True)
-        anomaly_map = F.interpolate(error_map, size=size, mode="bilinear", align_corners=False)
+        anomaly_map = upsample(error_map, size)
         if self.score_type == "fre":
             score = error.sum(1)
         else:
