@@ -9,7 +9,7 @@ from scipy import stats
 from adedge.errors import AdedgeError
 from adedge.metrics import evaluate, f1_max, pro_score
 from adedge.train.calibration import CHECK_SHARES, calibrate_on_good, calibrate_on_labelled, describe_calibration, equal_error_threshold
-from adedge.train.detector import calibrated
+from adedge.train.detector import SLOPE, calibrated
 
 
 def _normalise(value, threshold, scale):
@@ -114,3 +114,11 @@ def test_the_graphs_0_to_1_scale_keeps_bold_defects_apart_in_float32():
     values = calibrated(raw, 10.0, 2.0)
     assert values[1] == 0.5 and values[0] < 0.5
     assert (values.diff() > 0).all() and values[-1] < 1.0
+
+
+def test_the_graphs_0_to_1_scale_is_the_logistic_of_asinh_within_float32s_rounding():
+    distance = torch.linspace(-200.0, 200.0, 400_001, dtype=torch.float64)
+    exact = torch.sigmoid(torch.asinh(distance))
+    values = calibrated((distance / SLOPE).float(), 0.0, 1.0).double()
+    assert (values - exact).abs().max() < 2e-7
+    assert calibrated(torch.tensor([float("nan")]), 0.0, 1.0).isnan().all()  # a broken score is never OK

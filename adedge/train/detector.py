@@ -61,13 +61,18 @@ class Encoder(nn.Module):
 # logistic's slope near the threshold but turns its exponential approach to 1 into 1 - 1/(2d): a plain
 # logistic reaches float32's 1.0 at d = 17, where a bold defect's map was 1.0 over half the frame
 # (bottle DFM), so pixels and parts beyond that tied; this one stays below 1.0 up to d of about 1e7.
-# Monotonic, so AUROC is unchanged.
+# Monotonic, so AUROC is unchanged. It is computed as 1 - r above the threshold and r below it, with
+# r = 1 / (1 + sqrt(d^2 + 1) + |d|) (logistic(asinh(d)) = 1 / (1 + sqrt(d^2 + 1) - d)): plain
+# arithmetic that OpenVINO fuses into one kernel, where its Asinh is a reference kernel (0.3-0.4 ms on a
+# map on this project's Xeon), and as close to the exact value in float32 (within 1e-7).
 SLOPE = 4.0
 
 
 def calibrated(raw: torch.Tensor, threshold: torch.Tensor | float, scale: torch.Tensor | float) -> torch.Tensor:
-    """A raw score or map on the graph's 0..1 scale: NG_SCORE at THRESHOLD."""
-    return torch.sigmoid(torch.asinh(SLOPE * (raw - threshold) / scale))
+    """A raw score or map on the graph's 0..1 scale: NG_SCORE at THRESHOLD; NaN stays NaN."""
+    distance = SLOPE * (raw - threshold) / scale
+    below = 1 / (1 + torch.sqrt(distance * distance + 1) + distance.abs())
+    return torch.where(distance > 0, 1 - below, below)
 
 
 def operating_point(calibration: Calibration) -> OperatingPointSpec:
