@@ -78,6 +78,23 @@ def test_a_frame_size_seen_in_a_row_gets_a_graph_of_its_own_with_the_same_output
     assert model.engine.specialised[0] == frames.shape
 
 
+def test_concurrent_infer_outputs_share_the_graph_compiled_for_their_frame_size(openvino_bundle, test_batch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from adedge.runtime.inference.engines import SPECIALISE_AFTER
+
+    engine = Model.load(openvino_bundle).engine
+    frames = test_batch[:1]
+    dynamic = engine.infer_outputs(frames)
+    with ThreadPoolExecutor(4) as pool:  # serve's threads, all on one frame size
+        outputs = list(pool.map(lambda _: engine.infer_outputs(frames), range(4 * SPECIALISE_AFTER)))
+    assert engine.specialised[0] == frames.shape and engine.specialised[1] is not engine.compiled
+    for each in outputs:
+        assert each.keys() == dynamic.keys()
+        np.testing.assert_allclose(each["pred_score"], dynamic["pred_score"], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(each["anomaly_map"], dynamic["anomaly_map"], rtol=1e-5, atol=1e-6)
+
+
 def _resize_steps(compiled) -> int:
     return sum(op.get_rt_info()["layerType"].astype(str) == "Interpolate" for op in compiled.get_runtime_model().get_ordered_ops())
 

@@ -7,6 +7,7 @@ before the graph is compiled.
 
 import os
 import queue
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Protocol
@@ -80,9 +81,8 @@ class OpenVINOEngine:
 
     mode "latency" runs one request on all cores; "throughput" lets OpenVINO split the cores into
     streams and offers as many asynchronous requests as it finds best. Beside the graph for any
-    frame size it keeps one copy compiled for the batch shape that `infer` and the asynchronous
-    requests last saw SPECIALISE_AFTER times in a row (`serve`'s concurrent `infer_outputs` keeps to
-    the graph for any size).
+    frame size it keeps one copy compiled for the batch shape that `infer`, the asynchronous
+    requests and `serve`'s concurrent `infer_outputs` last saw SPECIALISE_AFTER times in a row.
     """
 
     def __init__(self, bundle: Bundle, device: str = "CPU", threads: int | None = None, mode: str = "latency") -> None:
@@ -103,7 +103,8 @@ class OpenVINOEngine:
             raise AdedgeError(f"OpenVINO cannot load {bundle.model_file} on {device}: {str(exc).splitlines()[0]}") from None
         self.core, self.model, self.device, self.config = core, model, device, config
         self.requests = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
-        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # requests for infer_outputs, one per concurrent caller
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # (graph, request) for infer_outputs, one per concurrent caller
+        self.lock = threading.Lock()  # serve's threads all count shapes and may compile
         self.shape, self.repeats = (), 0  # the batch shape of the last frames, and how many in a row
         self.specialised: tuple[tuple[int, ...], object] | None = None  # (shape, the graph compiled for it)
         self.request = OpenVINORequest(self)  # the one `infer` uses
@@ -116,35 +117,39 @@ class OpenVINOEngine:
     def compiled_for(self, shape: tuple[int, ...]):
         """The graph compiled for SHAPE if there is one (made once SHAPE came SPECIALISE_AFTER times
         in a row), else the graph for any shape."""
-        if self.specialised is not None and self.specialised[0] == shape:
-            return self.specialised[1]
-        self.repeats = self.repeats + 1 if shape == self.shape else 1
-        self.shape = shape
-        if self.repeats < SPECIALISE_AFTER:
-            return self.compiled
-        fixed = self.model.clone()
-        fixed.reshape({INPUT_NAME: list(shape)})
-        drop_identity_resizes(fixed)
-        try:
-            compiled = self.core.compile_model(fixed, self.device, self.config)
-        except RuntimeError:  # the graph for any shape still serves
-            compiled = self.compiled
-        self.specialised = (shape, compiled)
-        return compiled
+        with self.lock:
+            if self.specialised is not None and self.specialised[0] == shape:
+                return self.specialised[1]
+            self.repeats = self.repeats + 1 if shape == self.shape else 1
+            self.shape = shape
+            if self.repeats < SPECIALISE_AFTER:
+                return self.compiled
+            fixed = self.model.clone()
+            fixed.reshape({INPUT_NAME: list(shape)})
+            drop_identity_resizes(fixed)
+            try:
+                compiled = self.core.compile_model(fixed, self.device, self.config)
+            except RuntimeError:  # the graph for any shape still serves
+                compiled = self.compiled
+            self.specialised = (shape, compiled)
+            return compiled
 
     def async_requests(self) -> list[Request]:
         return [OpenVINORequest(self) for _ in range(self.requests)]
 
     def infer_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        compiled = self.compiled_for(batch.shape)
         try:
-            request = self.idle.get_nowait()
+            graph, request = self.idle.get_nowait()
         except queue.Empty:
-            request = self.compiled.create_infer_request()
+            graph = None
+        if graph is not compiled:  # none idle, or one of a graph for another shape (dropped)
+            graph, request = compiled, compiled.create_infer_request()
         try:
             results = request.infer({0: batch})  # copies the outputs out of the request's buffers
             return {output.get_any_name(): value for output, value in results.items()}
         finally:
-            self.idle.put(request)
+            self.idle.put((graph, request))
 
 
 def _ov_embedded(model) -> str | None:
