@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from adedge.errors import AdedgeError
-from adedge.train.maps import upsample
 from adedge.progress import Track
+from adedge.train.maps import upsample
 from adedge.train.models import ModelPlugin
 
 SCORE_TYPES = ("fre", "nll")
