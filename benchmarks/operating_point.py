@@ -72,15 +72,15 @@ def outer_folds(category: Path, model: str, folds: int, runs: int, work: Path) -
     return counts, np.array(scores)
 
 
-def pooled_ceilings(evaluation: Evaluation, unseen: np.ndarray) -> dict[str, int]:
+def pooled_ceilings(evaluation: Evaluation, unseen: np.ndarray, counts: dict[str, int]) -> dict[str, int]:
     """The ceiling on the test defects and every unseen good image (test/good and UNSEEN scores):
     defects missed by the best threshold that rejects no more of those good images than the
-    shipped NG threshold, and by the best that flags (NG or CHECK) no more of them than the band."""
+    bundles' own verdicts did (COUNTS and the test set's), and by the best that flags no more of
+    them than their NG and CHECK verdicts together (each outer-fold bundle has its own band)."""
     scores = np.concatenate([evaluation.scores, unseen])
     labels = np.concatenate([evaluation.labels, np.zeros(len(unseen), bool)])
-    good = scores[~labels]
-    rejected = int((good > evaluation.point.threshold).sum())
-    flagged = rejected if evaluation.point.check is None else int((good > evaluation.point.check).sum())
+    rejected = evaluation.metrics["good_rejected"] + counts["unseen_rejected"]
+    flagged = rejected + evaluation.metrics["good_checked"] + counts["unseen_checked"]
     return {"pooled_ceiling_at_rejected": ceiling_missed(scores, labels, rejected), "pooled_ceiling_at_flagged": ceiling_missed(scores, labels, flagged)}
 
 
@@ -128,7 +128,7 @@ def main() -> None:
                 folds, runs = outer.get(model, (0, 0))
                 if folds > 0:
                     counts, unseen = outer_folds(category, model, folds, runs, work)
-                    row |= counts | pooled_ceilings(evaluation, unseen)
+                    row |= counts | pooled_ceilings(evaluation, unseen, counts)
                 rows.append(row)
                 print(row, flush=True)
         if len(categories) > 1 and "dfm" in args.models.split(","):
