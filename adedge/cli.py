@@ -182,6 +182,7 @@ def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", t
 
 MQTT_HELP = "Also publish each verdict as JSON to mqtt://[USER:PASSWORD@]HOST[:PORT]/TOPIC, QoS 1; queued on disk while the broker is down."
 WEBHOOK_HELP = "Also POST each verdict as JSON to this http(s) URL, retried with back-off; queued on disk while it fails."
+FOLLOW_HELP = "--webhook: when the endpoint answers a redirect, POST the verdict again to the new location (default: a redirect is a failure, named in a log line, and the verdicts stay queued)."
 OUTBOX_HELP = "Folder of the on-disk queues of --mqtt and --webhook (default: ~/.local/state/adedge/outbox)."
 
 
@@ -243,6 +244,7 @@ def predict(
     check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
     mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
     webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
+    webhook_follow_redirects: bool = typer.Option(False, help=FOLLOW_HELP),
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
@@ -256,7 +258,7 @@ def predict(
     frames = open_source(  # first: a wrong source or option is named before the model compiles
         source, watch, settle, reconnect_timeout, log=_log_line,
     )
-    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
+    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line, webhook_follow_redirects)
     try:
         model = _load(bundle, backend, key, mode, threshold, check)
         stop = threading.Event()
@@ -343,6 +345,7 @@ def serve(
     check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
     mqtt: str | None = typer.Option(None, metavar="URL", help=MQTT_HELP),
     webhook: str | None = typer.Option(None, metavar="URL", help=WEBHOOK_HELP),
+    webhook_follow_redirects: bool = typer.Option(False, help=FOLLOW_HELP),
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
@@ -372,7 +375,7 @@ def serve(
             err_console.print(f"[yellow]warning:[/] {_safe(host)} without --api-key: anyone who can reach this PC can use the models", highlight=False)
         sys.stdout.flush()
 
-    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line)
+    forwarders = open_forwarders(mqtt, webhook, outbox, _log_line, webhook_follow_redirects)
     try:
         server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port, threshold, check)
     finally:

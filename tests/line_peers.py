@@ -79,15 +79,28 @@ class Subscriber:
 
 
 class Endpoint:
-    """A webhook receiver whose answer can be switched: ok, an error status, or slow."""
+    """A webhook receiver whose answer can be switched: ok, an error status, slow, or a redirect
+    (`moved_to`: a 301 there, as an endpoint moved to https answers; GET gets a landing page)."""
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict] = []
-        self.status, self.delay = 200, 0.0
+        self.status, self.delay, self.moved_to, self.gets = 200, 0.0, None, 0
         endpoint = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                endpoint.gets += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_POST(self) -> None:
+                if endpoint.moved_to:
+                    self.send_response(301)
+                    self.send_header("Location", endpoint.moved_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 time.sleep(endpoint.delay)
                 if endpoint.status == 200:

@@ -82,6 +82,25 @@ def test_webhook_retries_through_errors_and_a_slow_endpoint_in_order(tmp_path, m
     assert any("HTTP 503" in line for line in lines) and any("delivering again" in line for line in lines)
 
 
+def test_a_redirected_webhook_keeps_its_verdicts_queued_unless_told_to_follow(tmp_path):
+    """A 301 to a POST is no delivery: urllib's default would GET the new location (no body) and
+    count the 200 as delivered. Queued, one line names the new location; opted in, the body goes there."""
+    moved, target = Endpoint(), Endpoint()
+    moved.moved_to = target.url
+    lines: list[str] = []
+    forwarder = Forwarder(WebhookSender(moved.url), tmp_path / "outbox", log=lines.append)
+    _put_timed(forwarder, range(3))
+    time.sleep(1.0)
+    assert forwarder.close(drain_seconds=0.5) == 3 and forwarder.delivered == 0
+    assert target.bodies == [] and target.gets == 0
+    assert len(lines) == 1 and "HTTP 301" in lines[0] and target.url in lines[0]
+    following = Forwarder(WebhookSender(moved.url, follow_redirects=True), tmp_path / "outbox", log=lines.append)
+    try:
+        assert target.wait_for(3) == [0, 1, 2] and target.gets == 0
+    finally:
+        assert following.close() == 0
+
+
 def test_webhook_endpoint_down_then_up(tmp_path):
     port = free_port()
     forwarder = Forwarder(WebhookSender(f"http://127.0.0.1:{port}/verdicts"), tmp_path / "outbox", log=lambda line: None)

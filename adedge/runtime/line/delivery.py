@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import ParseResult, unquote, urlparse
 
-from adedge.errors import AdedgeError
+from adedge.errors import AdedgeError, printable
 from adedge.fileio import json_text
 from adedge.runtime.line.outbox import Outbox
 
@@ -109,26 +109,46 @@ class MqttSender:
         self.client.loop_stop()
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST is not a delivery: Python's client would re-send it as a body-less GET
+    (301, 302, 303), whose landing page answers 200 while the verdict is lost. Unless FOLLOW, the 3xx
+    stays an error (urlopen raises it); with FOLLOW the same body is POSTed to the new location."""
+
+    def __init__(self, follow: bool) -> None:
+        self.follow = follow
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not self.follow:
+            return None
+        return urllib.request.Request(newurl, req.data, dict(req.headers), method=req.get_method())
+
+
 class WebhookSender:
-    """POSTs each verdict as JSON to an http(s) URL; any 2xx answer is delivery."""
+    """POSTs each verdict as JSON to an http(s) URL; a 2xx answer to that POST is delivery. A
+    redirect is a failure naming the new location (the verdicts stay queued) unless FOLLOW_REDIRECTS,
+    which re-POSTs the same body there."""
 
     kind = "webhook"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, follow_redirects: bool = False) -> None:
         parts = _parsed(url, "--webhook")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise AdedgeError(f"--webhook must be an http:// or https:// URL, got {url!r}")
         self.url = self.target = url
+        self.opener = urllib.request.build_opener(_Redirects(follow_redirects))
         self.error = ""
 
     def send(self, bodies: list[str]) -> int:
         for count, body in enumerate(bodies):
             request = urllib.request.Request(self.url, body.encode(), {"Content-Type": "application/json"}, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=TIMEOUT):
-                    pass  # urlopen raises on anything but 2xx (redirects followed)
+                with self.opener.open(request, timeout=TIMEOUT):
+                    pass  # raises on anything but 2xx
             except urllib.error.HTTPError as exc:
                 self.error = f"HTTP {exc.code} {exc.reason}"
+                if 300 <= exc.code < 400:
+                    location = printable(exc.headers.get("Location", "no location given"))
+                    self.error += f": the endpoint moved to {location}; point --webhook there (or pass --webhook-follow-redirects)"
                 return count
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # refused, timed out, garbled
                 self.error = str(getattr(exc, "reason", exc)) or type(exc).__name__
@@ -199,9 +219,10 @@ class Forwarder:
         return len(self.outbox)
 
 
-def open_forwarders(mqtt: str | None, webhook: str | None, folder: Path | None, log: Callable[[str], None]) -> list[Forwarder]:
+def open_forwarders(mqtt: str | None, webhook: str | None, folder: Path | None, log: Callable[[str], None],
+                    follow_redirects: bool = False) -> list[Forwarder]:
     """A Forwarder per sink asked for, each with its outbox in FOLDER (default: default_outbox_folder())."""
-    senders = ([MqttSender(mqtt)] if mqtt else []) + ([WebhookSender(webhook)] if webhook else [])
+    senders = ([MqttSender(mqtt)] if mqtt else []) + ([WebhookSender(webhook, follow_redirects)] if webhook else [])
     return [Forwarder(sender, folder or default_outbox_folder(), log) for sender in senders]
 
 
