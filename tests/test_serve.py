@@ -295,16 +295,22 @@ def test_predict_and_serve_write_the_same_verdict_records(small_model, synthetic
     endpoint = Endpoint()
     server = Server(bundle, *cut_offs, "--webhook", endpoint.url, "--outbox", tmp_path / "outbox")
     try:
-        for image in images[:2]:
-            server.client().infer("plate_dfm", [_frames_input(image[None])])
-        for image in images[2:]:
-            server.grpc_client().infer("plate_dfm", [triton_grpc.InferInput("image", [1, *image.shape], "UINT8").set_data_from_numpy(image[None])])
+        answers = [server.client().infer("plate_dfm", [_frames_input(image[None])]) for image in images[:2]]
+        answers += [server.grpc_client().infer("plate_dfm", [triton_grpc.InferInput("image", [1, *image.shape], "UINT8").set_data_from_numpy(image[None])])
+                    for image in images[2:]]
         endpoint.wait_for(len(images))
+        metadata = server.client().get_model_metadata("plate_dfm")
     finally:
         server.stop()
         endpoint.server.shutdown()
     from_serve = endpoint.bodies
     assert {r["label"] for r in from_predict} == {"OK", "CHECK", "NG"}
+    # what the client reads follows the moved cut-offs too, and the metadata says where they are
+    threshold = float(cut_offs[1])
+    for answer, record in zip(answers, from_predict, strict=True):
+        assert bool(answer.as_numpy("pred_label")[0]) == (record["label"] == "NG")
+        assert np.array_equal(answer.as_numpy("pred_mask"), answer.as_numpy("anomaly_map") > threshold)
+    assert metadata["parameters"] == {"image_threshold": threshold, "pixel_threshold": threshold, "adedge_check_threshold": float(cut_offs[3])}
     for mine, served_record in zip(from_predict, from_serve, strict=True):
         assert [mine[k] for k in VERDICT_FIELDS] == [served_record[k] for k in VERDICT_FIELDS]
         assert abs(mine["score"] - served_record["score"]) < 1e-5

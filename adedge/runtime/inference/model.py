@@ -44,7 +44,7 @@ class Result:
 
     @cached_property
     def mask(self) -> np.ndarray:
-        return ~(np.isfinite(self.anomaly_map) & (self.anomaly_map <= self.point.threshold))
+        return self.point.flagged(self.anomaly_map)
 
 
 class Model:

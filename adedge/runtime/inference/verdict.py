@@ -100,6 +100,17 @@ class OperatingPoint:
             return Verdict(Label.CHECK, score, (f"score {score:.3f} in the CHECK band above {self.check:.3f}",), flags)
         return Verdict(Label.OK, score, (), flags)
 
+    def flagged(self, values):
+        """Which of VALUES (a numpy array of 0..1 scores or map values) are NG: above the threshold,
+        or not a number (never OK). The served pred_label and pred_mask and Result.mask are this."""
+        return ~(values <= self.threshold)
+
+    def model_info(self) -> dict[str, float]:
+        """The cut-offs under the names OpenVINO Model API reads from a model file's model_info (and
+        adedge's key for the CHECK band's start: the threshold where there is no band)."""
+        return {"image_threshold": self.threshold, "pixel_threshold": self.threshold,
+                "adedge_check_threshold": self.threshold if self.check is None else self.check}
+
     def record(self) -> dict[str, float | None]:
         """The cut-offs as every record states them."""
         return {"threshold": self.threshold, "check": self.check}

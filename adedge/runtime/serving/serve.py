@@ -159,7 +159,11 @@ class BundleModel(Model):
             raise InvalidInput(f"input {INPUT_NAME!r} does not hold shape {shape} of UINT8 values: {exc}") from None
 
     def _infer(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs, with pred_label and pred_mask at the cut-offs served (the graph's
+        are at the exported 0.5): the client gets the verdict every record states."""
         outputs = self.engine.infer_outputs(frames)
+        score, label, anomaly_map, mask = self.metadata.outputs
+        outputs[label], outputs[mask] = self.point.flagged(outputs[score]), self.point.flagged(outputs[anomaly_map])
         taken = time.time()
         with self.verdicts:  # requests run on several threads; the drift alarm and frame numbers go in order
             for score in outputs[self.metadata.outputs[0]].tolist():
@@ -172,6 +176,11 @@ class BundleModel(Model):
                 if self.publish is not None:
                     self.publish(verdict_record(self.publish.header(self.name, taken), verdict, self.point, drift, version=self.version))
         return outputs
+
+    async def metadata_response(self, dataplane: DataPlane) -> dict:
+        """KServe's model metadata, with the cut-offs served as `parameters` (under Model API's
+        names): a client learns a moved --threshold or --check (gRPC's metadata message has no such field)."""
+        return await dataplane.model_metadata(self.name) | {"parameters": self.point.model_info()}
 
     async def predict(self, payload: InferRequest, headers: dict | None = None) -> InferResponse:
         if getattr(payload, "model_version", None) and payload.model_version != self.version:  # gRPC's version field
@@ -396,6 +405,18 @@ async def _invalid_body(_, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=400, content={"error": f"not an inference request: {problems}"})
 
 
+def _metadata_route(dataplane: DataPlane, registry: ModelRepository):
+    """GET /v2/models/NAME: BundleModel.metadata_response (KServe's own route drops fields it does not know)."""
+
+    async def model_metadata(model_name: str) -> JSONResponse:
+        model = registry.get_model(model_name)
+        if model is None:
+            raise ModelNotFound(model_name)
+        return JSONResponse(await model.metadata_response(dataplane))
+
+    return model_metadata
+
+
 WILDCARDS = ("0.0.0.0", "::")  # every network of this PC: only when spelled out
 
 
@@ -443,6 +464,7 @@ def serve(
     dataplane = BinaryDataPlane(registry)
     rest = RESTServer("kserve.model_server:app", dataplane, ModelRepositoryExtension(registry), sock.getsockname()[1], grace_period=10)
     kserve_app.add_exception_handler(RequestValidationError, _invalid_body)
+    kserve_app.add_api_route("/v2/models/{model_name}", _metadata_route(dataplane, registry), methods=["GET"])  # before KServe's
     kserve_app.add_middleware(Gate, api_key=api_key, max_body=max_body, versions={m.name: m.version for m in models})
     host = sock.getsockname()[0]
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the handler it
