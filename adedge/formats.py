@@ -7,6 +7,7 @@ one AdedgeError naming the file and the field, never a KeyError or TypeError dee
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
     """Read the JSON file PATH as CLS, refusing another format version with a clear line."""
     try:
         data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # broken JSON, bytes that are not UTF-8, a number of more digits than Python converts
         raise AdedgeError(f"{path} is not valid JSON: {exc}") from None
     except RecursionError:  # Python's JSON reader caps nesting at its recursion limit
         raise AdedgeError(f"{path} is nested too deeply to be an adedge file") from None
@@ -100,6 +101,35 @@ def percent(share: float) -> str:
 
 def to_dict(record: object) -> dict:
     return dataclasses.asdict(record)
+
+
+SIZE_STEP = 32  # a model input side is a multiple of this: the deepest stride of every backbone
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """--image-size: N (square), H,W or HxW."""
+    parts = text.strip().lower().replace("x", ",").split(",")
+    if not 1 <= len(parts) <= 2 or not all(re.fullmatch(r"[0-9]+", part.strip()) for part in parts):
+        raise AdedgeError(f"--image-size takes N, H,W or HxW (whole numbers of pixels), got {text!r}")
+    sides = [int(part) for part in parts]
+    return check_image_size((sides[0], sides[-1]))
+
+
+def check_image_size(size: tuple[int, int]) -> tuple[int, int]:
+    """SIZE ([height, width]) if each side is a multiple of SIZE_STEP from SIZE_STEP to MAX_IMAGE_SIZE."""
+    if not all(SIZE_STEP <= side <= MAX_IMAGE_SIZE and side % SIZE_STEP == 0 for side in size):
+        raise AdedgeError(f"each side of --image-size must be a multiple of {SIZE_STEP} from {SIZE_STEP} to {MAX_IMAGE_SIZE}, got "
+                          f"{'x'.join(map(str, size))}")
+    return tuple(size)
+
+
+def aspect_size(side: int, aspect: float, step: int) -> tuple[int, int]:
+    """[height, width] of about SIDE x SIDE pixels in the ASPECT (height / width) of the parts, each a
+    multiple of STEP: a square part keeps SIDE x SIDE, a tall one is not squashed to a square."""
+    def rounded(length: float) -> int:
+        return int(min(max(step, round(length / step) * step), MAX_IMAGE_SIZE // step * step))
+
+    return rounded(side * math.sqrt(aspect)), rounded(side / math.sqrt(aspect))
 
 
 def size_problems(name: str, size: list[int]) -> list[str]:

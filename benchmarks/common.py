@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from adedge.data.synthetic import generate_synthetic
+from adedge.export.exporter import export_bundle
+from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.train.detector import Detector
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train
@@ -27,6 +29,15 @@ def held_back_split(samples: list, seed: int, share: float = 0.1) -> tuple[list,
     held = max(2, round(len(samples) * share))
     shuffled = random.Random(seed).sample(samples, len(samples))
     return sorted(shuffled[held:], key=lambda s: s.path), sorted(shuffled[:held], key=lambda s: s.path)
+
+
+def trained_bundle(data: Path, folder: Path, model: str) -> tuple[RunInfo, Path]:
+    """Train MODEL at its defaults on DATA into FOLDER/run (reused if there) and export FOLDER/bundle (fp32 OpenVINO)."""
+    run, bundle = folder / "run", folder / "bundle"
+    info = read_record(RunInfo, run / "run.json", RUN_FORMAT_VERSION) if (run / "run.json").is_file() else train(TrainConfig(data, run, model=model))
+    if not (bundle / "adedge.json").is_file():
+        export_bundle(run, bundle, "openvino", "fp32")
+    return info, bundle
 
 
 def brief_config(data: Path, run: Path, model: str, **options) -> TrainConfig:

@@ -27,27 +27,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import machine_description, write_results
+from common import machine_description, trained_bundle, write_results
 
 from adedge.data.datasets import open_dataset
-from adedge.export.exporter import export_bundle
-from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
 from adedge.runtime import Model, inspect_stream
 from adedge.runtime.evaluation.evaluate import Evaluation, ceiling_missed, run_evaluation
 from adedge.train.models import MODEL_NAMES
-from adedge.train.trainer import TrainConfig, _folds, train
+from adedge.train.trainer import _folds
 
 ROOT = Path(__file__).resolve().parent
 SEED = 7  # the outer folds' split (the runs' own seed stays the default)
-
-
-def trained_bundle(data: Path, folder: Path, model: str) -> tuple[RunInfo, Path]:
-    """Train MODEL at its defaults on DATA into FOLDER/run (reused if there) and export FOLDER/bundle."""
-    run, bundle = folder / "run", folder / "bundle"
-    info = read_record(RunInfo, run / "run.json", RUN_FORMAT_VERSION) if (run / "run.json").is_file() else train(TrainConfig(data, run, model=model))
-    if not (bundle / "adedge.json").is_file():
-        export_bundle(run, bundle, "openvino", "fp32")
-    return info, bundle
 
 
 def outer_folds(category: Path, model: str, folds: int, runs: int, work: Path) -> tuple[dict[str, int], np.ndarray]:

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from adedge.data.synthetic import generate_synthetic
+from adedge.train.models import MODEL_NAMES, model_plugin
 
 SHARED_MVTEC = Path(__file__).resolve().parents[2] / "shared" / "data" / "mvtec"
 IMAGE_SIZE = 128
@@ -24,10 +25,7 @@ def synthetic(tmp_path_factory) -> Path:
     return generate_synthetic(tmp_path_factory.mktemp("data"), seed=3, train=30, test_good=6, per_defect=4, size=IMAGE_SIZE)
 
 
-TEST_TRAINING = {
-    "dfm": {"pool": 2},
-    "cflow": {"meta_epochs": 2, "sub_epochs": 1},
-}
+TEST_TRAINING = {name: model_plugin(name).quick_settings for name in MODEL_NAMES}  # every registered model gets every per-model test
 # fixtures that train a model: a test that uses one (directly or through another) is in the slow tier
 TRAINING_FIXTURES = {"run_dir", "openvino_bundle", "onnx_bundle", "bottle_bundles", "pill_bundles", "small_model"}
 

@@ -39,7 +39,7 @@ def test_a_registered_model_trains_exports_and_runs(registered, synthetic, tmp_p
 
 
 def test_unknown_models_and_settings_are_refused(registered):
-    with pytest.raises(AdedgeError, match="unknown model 'nope'; choose from dfm, cflow, mean_distance"):
+    with pytest.raises(AdedgeError, match="unknown model .nope.; choose from dfm, cflow, patchcore, mean_distance"):
         models.model_plugin("nope")
     plugin = models.model_plugin("mean_distance")
     with pytest.raises(AdedgeError, match="mean_distance has no setting 'depth'; its settings and defaults: root=2"):

@@ -30,7 +30,8 @@ MAX_FRAME_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = None  # Pillow's own check would only warn up to twice its limit; ours refuses
 
 
-def _open(file: Path | BinaryIO, name: Path | str) -> Image.Image:
+def _open(file: Path | BinaryIO, name: Path | str, decode: bool = True) -> Image.Image:
+    """The image in FILE, decoded unless DECODE is False (then only its header is read)."""
     try:
         image = Image.open(file)
         if image.width * image.height > MAX_FRAME_PIXELS:
@@ -38,7 +39,8 @@ def _open(file: Path | BinaryIO, name: Path | str) -> Image.Image:
                 f"image too large: {name} is {image.width}x{image.height} pixels; adedge decodes frames of up to "
                 f"{MAX_FRAME_PIXELS // 1_000_000} megapixels (the model resizes every frame to a few hundred pixels anyway)"
             )
-        image.load()
+        if decode:
+            image.load()
     except UnidentifiedImageError:
         raise AdedgeError(f"not an image file: {name}") from None
     except PermissionError:
@@ -68,6 +70,13 @@ def load_image(path: Path | str) -> np.ndarray:
     if not path.is_file():
         raise AdedgeError(f"image not found: {path}")
     return decode_rgb(_open(path, path))
+
+
+def image_shape(path: Path | str) -> tuple[int, int]:
+    """(height, width) of an image file, from its header: no pixel is decoded."""
+    image = _open(Path(path), path, decode=False)
+    image.close()
+    return image.height, image.width
 
 
 def decode_image(data: bytes, name: Path | str) -> np.ndarray:

@@ -319,4 +319,5 @@ PLUGIN = ModelPlugin(
     # 0.02 (no verdict), pill's by at most 0.15 (11 of 167 verdicts, each to its neighbour: OK-CHECK,
     # CHECK-NG); benchmarks/results/mixed_precision.md
     mixed_precision=True,
+    quick_settings={"meta_epochs": 2, "sub_epochs": 1},
 )

@@ -20,6 +20,7 @@ from adedge.errors import AdedgeError
 REGISTRY = {  # model name -> the module that defines its PLUGIN
     "dfm": "adedge.train.dfm",
     "cflow": "adedge.train.cflow",
+    "patchcore": "adedge.train.patchcore",
 }
 MODEL_NAMES = tuple(REGISTRY)
 
@@ -33,7 +34,7 @@ class ModelPlugin:
     name: str
     settings: type  # a frozen dataclass of the model's settings, with its defaults
     strides: tuple[int, ...]  # default backbone stages, by stride
-    image_size: int  # default square input size: the graph resizes every frame to it
+    image_size: int  # default input side: the graph resizes every frame to about this many pixels squared, in the parts' aspect
     stage_count: int | None  # how many stages it takes (None: any)
     fit: Callable[..., tuple[Any, dict[str, list[float]]]]
     build_head: Callable[..., Any]  # head from the dict its config() returned
@@ -45,6 +46,11 @@ class ModelPlugin:
     # `--precision auto` may run the backbone in bf16 where the CPU has bf16 units (measured per model:
     # benchmarks/mixed_precision.py; DFM's PCA residual does not: a bf16 backbone moved 71 of 167 pill verdicts)
     mixed_precision: bool = False
+    # how many cells each side of its deepest stage's feature map must be a multiple of, for SETTINGS
+    # (DFM pools cells in blocks): the default input size rounds to it
+    grid_multiple: Callable[[Any], int] = lambda settings: 1
+    # settings that fit it in seconds on a few small images, for the tests every model gets
+    quick_settings: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
 def model_plugin(name: str) -> ModelPlugin:

@@ -6,6 +6,7 @@ fitted on the other folds of those cached features (out of fold), then the head 
 fitted on all of them."""
 
 import dataclasses
+import math
 import random
 import time
 from collections.abc import Callable
@@ -19,9 +20,10 @@ from adedge import __version__
 from adedge.choices import Resize, choice
 from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, require_test_images, require_train_images
 from adedge.data.defects import defective_copies
-from adedge.data.images import load_image
+from adedge.data.images import image_shape, load_image
 from adedge.errors import AdedgeError
-from adedge.formats import MAX_IMAGE_SIZE, RUN_FORMAT_VERSION, Calibration, DatasetInfo, RunInfo
+from adedge.fileio import check_output_folder
+from adedge.formats import RUN_FORMAT_VERSION, SIZE_STEP, Calibration, DatasetInfo, RunInfo, aspect_size, check_image_size
 from adedge.progress import Track, no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.calibration import (
@@ -31,7 +33,6 @@ from adedge.train.calibration import (
     calibrate_on_labelled,
     check_false_reject,
 )
-from adedge.fileio import check_output_folder
 from adedge.train.checkpoint import RUN_JSON, save_run
 from adedge.train.detector import Detector, Encoder
 from adedge.train.models import ModelPlugin, model_plugin, model_settings
@@ -49,7 +50,7 @@ class TrainConfig:
     category: str | None = None
     backbone: str = "efficientnet_lite1"  # beat lite0 on pill for both models (benchmarks/results/cflow_ablation.md)
     weights: str | None = None
-    image_size: int | None = None  # default: the model plug-in's
+    image_size: int | tuple[int, int] | None = None  # N (square) or (height, width); default: the plug-in's size in the parts' aspect
     seed: int = 42
     val_data: Path | None = None
     batch_size: int = 16
@@ -166,13 +167,27 @@ def _features(encoder: Encoder, samples: list[Sample], batch_size: int, track: T
     return features
 
 
+def parts_aspect(samples: list[Sample]) -> float:
+    """The training images' median height / width, read from their headers."""
+    return float(np.median([height / width for height, width in map(image_shape, (s.path for s in samples))]))
+
+
+def _input_size(requested: int | tuple[int, int] | None, plugin: ModelPlugin, settings: object, stride: int,
+                samples: list[Sample]) -> tuple[int, int]:
+    """The model's input size: REQUESTED, or about the plug-in's size squared in the parts' aspect,
+    each side a multiple of the deepest STRIDE times the plug-in's grid multiple (and of SIZE_STEP)."""
+    if requested is not None:
+        return (requested, requested) if isinstance(requested, int) else tuple(requested)
+    step = math.lcm(SIZE_STEP, stride * plugin.grid_multiple(settings))
+    return aspect_size(plugin.image_size, parts_aspect(samples), step)
+
+
 def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
-    image_size = plugin.image_size if config.image_size is None else config.image_size
-    if not 32 <= image_size <= MAX_IMAGE_SIZE or image_size % 32:
-        raise AdedgeError(f"--image-size must be a multiple of 32 from 32 to {MAX_IMAGE_SIZE}, got {image_size}")
+    if config.image_size is not None:
+        check_image_size((config.image_size,) * 2 if isinstance(config.image_size, int) else config.image_size)
     choice(Resize, config.resize, "--resize")
     check_seed(config.seed)
     check_false_reject(config.false_reject)
@@ -187,12 +202,12 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     train_samples = require_train_images(dataset)
     if config.val_data is None and len(train_samples) < MIN_CALIBRATION_IMAGES:
         raise AdedgeError(f"need at least {MIN_CALIBRATION_IMAGES} good training images to fit and calibrate; found {len(train_samples)}")
-    size = (image_size, image_size)
     backbone = create_backbone(config.backbone, config.weights)
     stages = list(config.stages or backbone.stages_at(plugin.strides))
     if plugin.stage_count is not None and len(stages) != plugin.stage_count:
         raise AdedgeError(f"{plugin.name} uses {plugin.stage_count} backbone stage(s), got {len(stages)}: {', '.join(stages)}")
     backbone.keep_stages(stages)
+    size = _input_size(config.image_size, plugin, settings, max(backbone.stage(s).stride for s in stages), train_samples)
     encoder = Encoder(backbone, size, config.resize).eval()
     features = _features(encoder, train_samples, config.batch_size, track, "extracting features")
     calibration_seconds = 0.0
