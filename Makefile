@@ -13,9 +13,11 @@ demo: $(STAMP)
 	$(VENV)/bin/adedge demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check adedge tests benchmarks
 	$(VENV)/bin/python -m pytest
 
-test-fast: $(STAMP)  # unit tests that train nothing (under a minute)
+test-fast: $(STAMP)  # the linter, and the unit tests that train nothing (about a minute)
+	$(VENV)/bin/ruff check adedge tests benchmarks
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 clean:
