@@ -177,7 +177,7 @@ class Bundle:
             raise AdedgeError(f"{self.model_file} carries no adedge metadata: it was not exported by adedge, or was replaced")
         try:
             record = json.loads(embedded)
-        except json.JSONDecodeError:
+        except ValueError:  # broken JSON, or a number of more digits than Python converts
             raise AdedgeError(f"{self.model_file} carries unreadable adedge metadata") from None
         expected = json.loads(json.dumps(embedded_record(self.metadata)))
         if record != expected:

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from adedge.choices import Backend, Mode, Overlays, check_export, choice
 from adedge.errors import AdedgeError, printable
-from adedge.fileio import check_output_file, write_json
+from adedge.fileio import check_output_file, check_outside, write_json
+from adedge.formats import parse_image_size
 from adedge.train.models import MODEL_NAMES
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
@@ -106,7 +107,7 @@ def train(
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     backbone: str = typer.Option("efficientnet_lite1", help="efficientnet_lite1 (default), efficientnet_lite0 (faster), efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
-    image_size: int | None = typer.Option(None, help="Square size in pixels (a multiple of 32) the graph resizes every frame to (default: the model's)."),
+    image_size: str | None = typer.Option(None, metavar="N|H,W", help="Size in pixels the graph resizes every frame to: N (square), H,W or HxW, each a multiple of 32 (default: about the model's size squared, in the training images' aspect)."),
     resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: a false-reject budget on out-of-fold scores of the good training images)."),
@@ -117,12 +118,13 @@ def train(
     """Fit a detector on good images and calibrate its verdicts on them, out of fold."""
     try:
         from adedge.train.calibration import describe_calibration
-        from adedge.train.trainer import TrainConfig, train as run_training
+        from adedge.train.trainer import TrainConfig
+        from adedge.train.trainer import train as run_training
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
     config = TrainConfig(
-        data, out, model, category, backbone, weights, image_size, seed, val_data,
+        data, out, model, category, backbone, weights, None if image_size is None else parse_image_size(image_size), seed, val_data,
         stages=tuple(stages.split(",")) if stages else None, resize=resize, settings=_parse_params(param), false_reject=false_reject,
     )
     info = run_training(config, _progress)
@@ -165,6 +167,15 @@ def export_command(
     if metadata.quantization is not None:
         q = metadata.quantization
         out_console.print(f"int8: {q.mode} quantised; AUROC points lost on validation images: {100 * q.attempts[-1]['drop']:.2f}")
+
+
+def _outside_inputs(out: Path, bundle: Path) -> None:
+    """An output of predict, eval or bench goes neither among BUNDLE's files nor into any bundle."""
+    from adedge.bundle import METADATA_FILE
+
+    check_outside(out, bundle, "the bundle")
+    if (out / METADATA_FILE).is_file():
+        raise AdedgeError(f"{out} is a bundle (it holds {METADATA_FILE}): write the output somewhere else")
 
 
 def _check_runtime(backend: str, mode: str = "latency") -> None:
@@ -258,9 +269,15 @@ def predict(
     frames = open_source(  # first: a wrong source or option is named before the model compiles
         source, watch, settle, reconnect_timeout, log=_log_line,
     )
+    if out is not None:
+        _outside_inputs(out, bundle)
+        if watch:
+            check_outside(out, source[0], "the watched folder")
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line, webhook_follow_redirects)
     try:
         model = _load(bundle, backend, key, mode, threshold, check)
+        if (off := model.point.drift_alarm_off()) is not None:
+            _log_line(off)
         stop = threading.Event()
         with _stop_on_signals(stop):
             summary = inspect_line(model, frames, StreamWriter(out, model.name, overlays, sys.stdout), forwarders, stop, _warn)
@@ -294,9 +311,11 @@ def eval_command(
     from adedge.runtime.evaluation.report import check_report_folder, write_report
 
     if report is not None:
+        _outside_inputs(report, bundle)
         check_report_folder(report)
     if json_file is not None:
         check_output_file(json_file)
+        _outside_inputs(json_file, bundle)
     model = _load(bundle, backend, key, threshold=threshold, check=check)
     evaluation = run_evaluation(model, data, category, track=_progress)
     title = f"{bundle} on {data / category if category else data}"
@@ -322,6 +341,7 @@ def bench_command(
 
     if json_file is not None:
         check_output_file(json_file)
+        _outside_inputs(json_file, bundle)
     model = _load(bundle, backend, key)
     with err_console.status(f"timing {iterations} calls at batch {batch}"):
         figures = bench(model, batch, iterations)
@@ -334,8 +354,8 @@ def bench_command(
 def serve(
     bundles: list[str] = typer.Argument(..., metavar="BUNDLE...", help="Bundle folders, each as BUNDLE or NAME=BUNDLE (a repository's NAME/VERSION folder keeps its name and version)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on: 127.0.0.1 is this PC only; 0.0.0.0 every network."),
-    port: int = typer.Option(8000, help="HTTP port (0: any free port, printed at start)."),
-    grpc_port: int | None = typer.Option(None, help="Also serve gRPC on this port of --host (Triton's is 8001; 0: any free port)."),
+    port: int = typer.Option(8000, min=0, max=65535, help="HTTP port (0: any free port, printed at start)."),
+    grpc_port: int | None = typer.Option(None, min=0, max=65535, help="Also serve gRPC on this port of --host (Triton's is 8001; 0: any free port)."),
     api_key: str | None = typer.Option(None, envvar="ADEDGE_API_KEY", help="Require this key (16+ characters) as 'Authorization: Bearer KEY' or 'x-api-key'; better set as ADEDGE_API_KEY, which ps does not show."),
     max_body_mb: float = typer.Option(64.0, help="Largest request body accepted (MiB); larger ones get HTTP 413."),
     mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
@@ -366,6 +386,8 @@ def serve(
         for model in models:
             m = model.metadata
             out_console.print(f"serving {model.name} version {model.version} ({m.model}, {m.format} {m.precision}): {address}/v2/models/{model.name}/infer", highlight=False, soft_wrap=True)
+            if (off := model.point.drift_alarm_off()) is not None:
+                _log_line(f"{model.name}: {off}")
         guard = "API key required" if api_key else "no API key"
         grpc_line = f" and gRPC on {host}:{grpc_bound}" if grpc_bound else ""
         out_console.print(f"listening on {address}{grpc_line} (Open Inference Protocol v2; {guard}); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True)

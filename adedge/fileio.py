@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -30,6 +31,16 @@ def check_output_folder(target: Path | str, marker: str) -> Path:
                 raise AdedgeError(f"cannot write {target}: no permission to write in {parent}")
             break
     return target
+
+
+def check_outside(out: Path | str, folder: Path | str, what: str) -> None:
+    """Refuse OUT (an output folder or file) if it is FOLDER or lies inside it: adedge must not
+    write among a bundle's files (every later load would refuse it) or into the folder it watches
+    (it would inspect its own overlays). WHAT names FOLDER in the message."""
+    out, folder = Path(out), Path(folder)
+    inside, within = out.resolve(), folder.resolve()
+    if inside == within or within in inside.parents:
+        raise AdedgeError(f"{out} is inside {what} {folder}: write the output somewhere else")
 
 
 def _alive(pid: int) -> bool:
@@ -81,9 +92,7 @@ def atomic_directory(target: Path | str, marker: str) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(target)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".partial", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(scratch, 0o777 & ~umask)  # mkdtemp makes it private; the result should be an ordinary folder
+    os.chmod(scratch, 0o777 & ~_umask())  # mkdtemp makes it private; the result should be an ordinary folder
     try:
         yield scratch
         if not target.exists():
@@ -125,18 +134,45 @@ def check_output_file(path: Path | str) -> Path:
     return path
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write DATA to PATH through a scratch file renamed over it: a reader never sees half a file,
     and a failed write (a full disk) leaves the old file, or none, and no scratch file behind. Only
-    a new name or a regular file is written over (see check_output_file)."""
+    a new name or a regular file is written over (see check_output_file). The scratch file is a new
+    name of its own (O_EXCL), so nothing planted in the folder (a link, a pipe) is written through."""
     check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.tmp")
+    descriptor, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        scratch.write_bytes(data)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+        os.chmod(scratch, 0o666 & ~_umask())  # mkstemp's file is private; the result is an ordinary file
         os.replace(scratch, path)
     finally:
-        scratch.unlink(missing_ok=True)
+        Path(scratch).unlink(missing_ok=True)
+
+
+def open_appending(path: Path) -> int:
+    """A descriptor (read and append) of the regular file PATH, created if absent. A link is not
+    followed, a pipe is not waited on and a device is not written: each is refused in one line."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise
+        descriptor = None
+    if descriptor is None or not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        if descriptor is not None:
+            os.close(descriptor)
+        raise AdedgeError(f"refusing to write {path}: it is a link, a folder, a pipe or a device, not a regular file; "
+                          "remove it or choose another --out")
+    os.set_blocking(descriptor, True)
+    return descriptor
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -84,7 +84,7 @@ class Endpoint:
 
     def __init__(self, port: int = 0) -> None:
         self.bodies: list[dict] = []
-        self.status, self.delay, self.moved_to, self.gets = 200, 0.0, None, 0
+        self.status, self.delay, self.moved_to, self.gets, self.trickle = 200, 0.0, None, 0, False
         endpoint = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -95,6 +95,13 @@ class Endpoint:
                 self.end_headers()
 
             def do_POST(self) -> None:
+                if endpoint.trickle:  # an answer that never ends: a byte of a header now and then, never a timeout
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    while endpoint.trickle:
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.5)
+                    return
                 if endpoint.moved_to:
                     self.send_response(301)
                     self.send_header("Location", endpoint.moved_to)

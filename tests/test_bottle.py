@@ -1,12 +1,12 @@
 """Accuracy on a real MVTec AD category, measured through the exported bundle (what ships)."""
 
 import pytest
+from conftest import require_shared
 
 from adedge.export.exporter import export_bundle
 from adedge.runtime import Model
 from adedge.runtime.evaluation.evaluate import evaluate_bundle
 from adedge.train.trainer import TrainConfig, train
-from conftest import require_shared
 
 
 @pytest.mark.trains

@@ -2,6 +2,7 @@
 through an outage, none is lost when adedge stops first, and putting one never waits on the network."""
 
 import json
+import threading
 import time
 
 import pytest
@@ -11,6 +12,7 @@ from adedge.cli import main
 from adedge.errors import AdedgeError
 from adedge.runtime.line import delivery
 from adedge.runtime.line.delivery import Forwarder, MqttSender, WebhookSender, open_forwarders
+
 
 def _put_timed(forwarder: Forwarder, frames: range) -> float:
     """Put a verdict per frame; the slowest put's seconds."""
@@ -99,6 +101,22 @@ def test_a_redirected_webhook_keeps_its_verdicts_queued_unless_told_to_follow(tm
         assert target.wait_for(3) == [0, 1, 2] and target.gets == 0
     finally:
         assert following.close() == 0
+
+
+def test_a_trickling_endpoint_cannot_hold_the_exit(tmp_path):
+    """An endpoint that answers a byte now and then never trips a socket timeout: close() still
+    returns after the drain, and the verdicts it was sending stay queued."""
+    endpoint = Endpoint()
+    endpoint.trickle = True
+    forwarder = Forwarder(WebhookSender(endpoint.url), tmp_path / "outbox", log=lambda line: None)
+    try:
+        _put_timed(forwarder, range(3))
+        closing = threading.Thread(target=lambda: setattr(forwarder, "left", forwarder.close(drain_seconds=0.5)))
+        closing.start()
+        closing.join(30)  # without the bound: for ever
+        assert not closing.is_alive() and forwarder.left == 3
+    finally:
+        endpoint.trickle = False
 
 
 def test_webhook_endpoint_down_then_up(tmp_path):

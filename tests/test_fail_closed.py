@@ -18,7 +18,8 @@ from adedge.train import trainer
 from adedge.train.backbones import RANDOM_WEIGHTS, create_backbone
 from adedge.train.cflow import CflowSettings, build_decoder, positional_encoding, train_decoder
 from adedge.train.detector import Detector, Encoder
-from adedge.train.dfm import PLUGIN as DFM, DFMHead
+from adedge.train.dfm import PLUGIN as DFM
+from adedge.train.dfm import DFMHead
 
 
 def test_non_finite_scores_are_never_ok():

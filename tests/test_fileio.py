@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -118,11 +117,34 @@ def test_a_file_write_that_fails_leaves_the_old_file_and_no_scratch(tmp_path, mo
     path = tmp_path / "a.png"
     write_bytes_atomic(path, b"old")
 
-    def full_disk(self, data):
+    def full_disk(descriptor, mode):
+        os.close(descriptor)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_bytes", full_disk)
+    monkeypatch.setattr(os, "fdopen", full_disk)
     with pytest.raises(OSError):
         write_bytes_atomic(path, b"new")
     monkeypatch.undo()
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+def test_nothing_planted_in_an_output_folder_is_written_through(tmp_path):
+    """A link planted at the scratch name or at predictions.jsonl, or a FIFO there, is never
+    written through nor waited on: the scratch file is a fresh name, and the JSONL is refused."""
+    from adedge.runtime.line.sinks import StreamWriter
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".summary.json.tmp").symlink_to(victim)
+    write_bytes_atomic(out / "summary.json", b"{}")
+    assert victim.read_text() == "keep me" and (out / "summary.json").read_bytes() == b"{}"
+    (out / "predictions.jsonl").symlink_to(victim)
+    with pytest.raises(AdedgeError, match="refusing to write .*predictions.jsonl"):
+        StreamWriter(out, "m")
+    assert victim.read_text() == "keep me"
+    (out / "predictions.jsonl").unlink()
+    os.mkfifo(out / "predictions.jsonl")
+    with pytest.raises(AdedgeError, match="not a regular file"):
+        StreamWriter(out, "m")  # returns at once: a FIFO is not waited on

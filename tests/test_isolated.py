@@ -15,7 +15,7 @@ def test_the_childs_result_comes_back():
 
 
 def test_the_childs_own_error_comes_back_unchanged():
-    with pytest.raises(AdedgeError, match="--false-reject must be above 0 and below 0.5, got 0.7"):
+    with pytest.raises(AdedgeError, match="--false-reject must be from 1e-06 up to .not including. 0.5, got 0.7"):
         run_isolated("checking", check_false_reject, 0.7)
 
 

@@ -78,7 +78,7 @@ def test_training_says_what_the_budget_rests_on():
     assert len(describe_calibration(calibrate_on_good(*(rng.normal(10.0, 2.0, 200),) * 2, good + 5.0), 0.01)) == 1
     with pytest.raises(AdedgeError, match="at least 4"):
         calibrate_on_good(good[:3], good[:3], good[:3])
-    with pytest.raises(AdedgeError, match="--false-reject must be above 0 and below 0.5, got nan"):
+    with pytest.raises(AdedgeError, match="--false-reject must be from 1e-06 up to .not including. 0.5, got nan"):
         calibrate_on_good(good, good, good, math.nan)
 
 

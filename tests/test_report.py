@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 from PIL import Image
+from test_cli import _one_line_error, invoke
 
 from adedge.metrics import auroc
 from adedge.runtime import Model
@@ -16,7 +17,6 @@ from adedge.runtime.evaluation.report import PICTURE_WIDTH, WORST, average_preci
 from adedge.runtime.inference.model import Result
 from adedge.runtime.inference.verdict import OperatingPoint
 from adedge.runtime.line.overlay import overlay
-from test_cli import _one_line_error, invoke
 
 VOID = {"meta", "img", "br", "hr", "input", "link", "rect", "line", "circle", "polyline"}  # no end tag needed
 

@@ -84,7 +84,10 @@ def served(small_model, synthetic, tmp_path_factory):
     yield server, bundle, synthetic
     code, _, err = server.stop()
     assert code == 0 and "Traceback" not in err, err  # every bad request above was one log line
-    assert "WARNING bad request" in err
+    assert "WARNING bad request" in err and "ERROR" not in err, err
+    for refusal in ("refused POST /v2/models/plate_dfm/infer: HTTP 413", "refused POST /v2/repository/index: HTTP 404",
+                    "refused GET /docs: HTTP 404", "refused gRPC /inference.GRPCInferenceService/RepositoryModelUnload: UNIMPLEMENTED"):
+        assert f"WARNING {refusal}" in err, (refusal, err)
 
 
 def _images(synthetic: Path) -> list[np.ndarray]:
@@ -188,6 +191,8 @@ def test_the_server_refuses_unknown_models_and_oversized_bodies_and_keeps_servin
     assert code == 404 and "nope" in reply["error"]
     code, reply = server.post("/v2/models/plate_dfm/infer", b" " * (64 * 2**20 + 1))
     assert code == 413 and "--max-body-mb" in reply["error"]
+    code, reply = server.post("/v2/models/plate_dfm/infer", b" " * (32 * 2**20 + 1))  # JSON: a bound of its own
+    assert code == 413 and "as binary tensors" in reply["error"]
     client = server.client()
     with pytest.raises(InferenceServerException, match="UINT8"):
         client.infer("plate_dfm", [triton.InferInput("image", [1, 4, 4, 3], "FP32").set_data_from_numpy(np.zeros((1, 4, 4, 3), np.float32))])
@@ -238,6 +243,9 @@ def test_api_key_guards_everything_but_health(small_model):
     finally:
         code, out, err = server.stop()
     assert "API key required" in out and code == 0
+    # each refusal is one warning line, gRPC's as HTTP's
+    assert err.count("WARNING refused GET /v2/models/plate_dfm: HTTP 401") == 2, err
+    assert "WARNING refused gRPC /inference.GRPCInferenceService/ModelMetadata: UNAUTHENTICATED" in err and "ERROR" not in err, err
 
 
 def test_sigterm_finishes_the_request_in_flight_and_exits_cleanly(served, small_model):

@@ -301,3 +301,36 @@ def test_a_folder_is_inspected_with_its_sub_folders_in_path_order(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
     frames = list(open_source(str(tmp_path)).frames(threading.Event()))
     assert [Path(f.source).relative_to(tmp_path).as_posix() for f in frames] == ["a.png", "b/1.png", "b/2.png", "c/d/3.png"]
+
+
+def test_a_file_too_large_for_any_frame_is_refused_unread(tmp_path, monkeypatch):
+    """The size is checked before the file is read: a 2 GiB file in the watched folder would
+    otherwise be read whole into memory first."""
+    from adedge.runtime.line import sources
+
+    monkeypatch.setattr(sources, "MAX_FRAME_BYTES", 10_000)
+    (tmp_path / "huge.png").write_bytes(_encoded(0, ".png") + b"\0" * 20_000)
+
+    def no_read(self, *args):
+        raise AssertionError("the file was read")
+
+    watcher = _watch(tmp_path, give_up_seconds=2 * SETTLE)
+    monkeypatch.setattr(sources, "decode_image", no_read)
+    watcher.wait_for(1)
+    seen = watcher.finish()
+    assert len(seen) == 1 and "image too large" in seen[0].error and "not read" in seen[0].error
+
+
+def test_a_file_that_never_settles_is_said_once(tmp_path):
+    """A camera that rewrites latest.png faster than --settle starves the watch: one line says so."""
+    lines: list[str] = []
+    watcher = Collector(WatchedFolder(tmp_path, settle_seconds=SETTLE, poll_seconds=POLL, give_up_seconds=4 * SETTLE, log=lines.append))
+    versions = [_encoded(seed, ".png") for seed in range(2)]
+    deadline = time.monotonic() + 10 * SETTLE
+    n = 0
+    while time.monotonic() < deadline:
+        (tmp_path / "latest.png").write_bytes(versions[n % 2])
+        n += 1
+        time.sleep(SETTLE / 4)
+    watcher.finish()
+    assert len(lines) == 1 and "latest.png has not stayed unchanged for --settle 0.3 s" in lines[0], lines

@@ -19,9 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from adedge.cli import main
 
@@ -67,8 +65,8 @@ class World:
         source = self.run if what == "run" else self.bundle
         copy = self.tmp / f"{what}-copy"
         shutil.copytree(source, copy)
-        content = json.loads((copy / file).read_text())
-        (copy / file).write_text(json.dumps(edit(content)))
+        edited = edit(json.loads((copy / file).read_text()))
+        (copy / file).write_text(edited if isinstance(edited, str) else json.dumps(edited))  # a text as it is
         return copy
 
     def torch_file(self, name: str, value: object) -> Path:
@@ -389,6 +387,42 @@ NO_MODEL |= {
     "train false reject negative": lambda w: (_train(w, "--false-reject", -0.01), "--false-reject"),
     "train too few images": lambda w: (_train(w, data=w.folder("three", copies=3)), "at least 4"),
 }
+# issue 31 (round 5) and issue 32: numbers range-checked before work, digits of any script, the new options
+NO_MODEL |= {
+    "train false reject tiny": lambda w: (_train(w, "--false-reject", "1e-300"), "--false-reject"),
+    "train image size sides odd": lambda w: (_train(w, "--image-size", "64,33"), "--image-size"),
+    "train image size text": lambda w: (_train(w, "--image-size", "big"), "--image-size"),
+    "train image size three sides": lambda w: (_train(w, "--image-size", "64x64x64"), "--image-size"),
+    "train image size fullwidth digits": lambda w: (_train(w, "--image-size", "\uff16\uff14"), "--image-size"),
+    "train patchcore bank 0": lambda w: (_train(w, "--model", "patchcore", "-p", "bank=0"), "bank"),
+    "train patchcore neighbourhood even": lambda w: (_train(w, "--model", "patchcore", "-p", "neighbourhood=2"), "neighbourhood"),
+    "train patchcore dim negative": lambda w: (_train(w, "--model", "patchcore", "-p", "dim=-1"), "dim"),
+    "serve grpc port above 65535": lambda w: (["serve", w.tmp / "nob", "--grpc-port", 70000], "--grpc-port"),
+    "serve grpc port negative": lambda w: (["serve", w.tmp / "nob", "--grpc-port", -1], "--grpc-port"),
+    "serve port above 65535": lambda w: (["serve", w.tmp / "nob", "--port", 131073], "--port"),
+    "serve max body tiny": lambda w: (["serve", w.tmp / "nob", "--max-body-mb", "1e-9"], "--max-body-mb"),
+}
+WITH_MODEL |= {
+    "predict settle inf": lambda w: (_predict(w, "--watch", "--settle", "inf", source=w.folder("watched")), "--settle"),
+    "predict reconnect timeout inf": lambda w: (_predict(w, "--reconnect-timeout", "inf", source="7"), "--reconnect-timeout"),
+    "predict camera superscript two": lambda w: (_predict(w, source="\u00b2"), "\u00b2"),
+    "predict camera arabic three": lambda w: (_predict(w, source="\u0663"), "\u0663"),
+    "predict camera fullwidth one": lambda w: (_predict(w, source="\uff11"), "\uff11"),
+    "predict out into the bundle": lambda w: (["predict", w.bundle, w.image, "--out", w.bundle], "inside the bundle"),
+    "predict out inside the bundle": lambda w: (["predict", w.bundle, w.image, "--out", w.bundle / "inspected"], "inside the bundle"),
+    "predict out into another bundle": lambda w: (_predict(w, "--out", w.edited_copy("bundle", "adedge.json", lambda c: c)), "is a bundle"),
+    "predict watch out inside the watched folder": lambda w: (
+        ["predict", w.bundle, w.folder("incoming"), "--watch", "--out", w.tmp / "incoming" / "inspected"], "inside the watched folder"),
+    "eval report into the bundle": lambda w: (["eval", w.bundle, "--data", w.data, "--report", w.bundle], "inside the bundle"),
+    "bench json into the bundle": lambda w: (["bench", w.bundle, "--json", w.bundle / "bench.json"], "inside the bundle"),
+    "adedge.json a 5000-digit number": lambda w: (["predict", w.edited_copy("bundle", "adedge.json", _digits), w.image], "adedge.json"),
+    "run.json a 5000-digit number": lambda w: (_export(w, w.edited_copy("run", "run.json", _digits)), "run.json"),
+}
+
+
+def _digits(content: dict) -> str:
+    """A JSON text with a 5000-digit number in it (Python's int() refuses more than 4300 digits)."""
+    return json.dumps(content)[:-1] + ', "huge": ' + "9" * 5000 + "}"
 
 
 def _fifo(w: World, name: str) -> Path:
@@ -555,3 +589,24 @@ def test_a_full_disk_during_predict_leaves_whole_lines_and_names_the_file(synthe
     assert 0 < len(lines) < 40 and all(json.loads(line)["frame"] == n for n, line in enumerate(lines))  # whole lines only
     written = int(errors[0].split("; ")[-2].split()[0])
     assert written == len(lines) and json.loads((out / "summary.json").read_text())["frames"] >= len(lines)
+
+
+def test_a_full_disk_when_openvino_saves_ends_in_one_line_and_keeps_the_old_bundle(small_model, tmp_path, capsys, monkeypatch):
+    """The file-size limit above fails in the ONNX step; a disk that fills up just when OpenVINO
+    writes the IR makes it raise "iostream error" (a RuntimeError): still one line, exit 2."""
+    import openvino as ov
+
+    run, _ = small_model
+    out = tmp_path / "bundle"
+    assert run_cli(["export", run, "--out", out]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("Exception from src/core/src/pass/serialize.cpp:1234:\niostream error")
+
+    monkeypatch.setattr(ov, "save_model", full_disk)
+    capsys.readouterr()
+    assert run_cli(["export", run, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "iostream error" in err and "disk full" in err and len(err.splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

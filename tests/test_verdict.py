@@ -61,3 +61,7 @@ def test_the_drift_alarm_stays_quiet_on_good_parts_and_rises_when_the_images_cha
     # moved cut-offs carry no expected rates: no alarm at all
     quiet = DriftMonitor(OperatingPoint.of_bundle(SPEC, threshold=0.6))
     assert not quiet.active and all(quiet.update(point.decide(0.9)) is None for _ in range(20))
+    assert "drift alarm off: --threshold/--check moved" in OperatingPoint.of_bundle(SPEC, threshold=0.6).drift_alarm_off()
+    # the bundle's own cut-offs given again move nothing: the alarm stays on
+    for same in (OperatingPoint.of_bundle(SPEC, threshold=0.5), OperatingPoint.of_bundle(SPEC, 0.5, 0.3), OperatingPoint.of_bundle(SPEC, check=0.3)):
+        assert DriftMonitor(same).active and same.drift_alarm_off() is None and same == point

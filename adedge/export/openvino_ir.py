@@ -16,6 +16,8 @@ import numpy as np
 import openvino as ov
 import openvino.opset10 as opset10
 
+from adedge.errors import AdedgeError
+
 RT_INFO_ROOT = "adedge"
 MODEL_INFO = "model_info"
 KEEP_PRECISION = {"name": "DisablePrecisionConversion", "version": "0", "value": "dynamic:f16"}
@@ -111,7 +113,11 @@ def save_openvino(model: ov.Model, xml_path: Path, precision: str, model_info: d
         model.set_rt_info(value, [MODEL_INFO, key])
     model.set_rt_info(json.dumps(adedge, sort_keys=True), [RT_INFO_ROOT])
     free = backbone_layers(model) if precision == "auto" and mixed_precision else set()
-    ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
+    try:
+        ov.save_model(model, str(xml_path), compress_to_fp16=precision == "fp16")
+    except RuntimeError as exc:  # OpenVINO reports a failed write (a full disk) as "iostream error"
+        raise AdedgeError(f"cannot write {xml_path.parent}: OpenVINO could not save the model "
+                          f"({str(exc).strip().splitlines()[-1][:200]}); is the disk full?") from None
     if precision != "bf16":
         _keep_precision(xml_path, free)
     return xml_path

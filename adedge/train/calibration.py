@@ -135,9 +135,12 @@ def budget_threshold(good: np.ndarray, false_reject: float, seed: int = 0) -> Bu
     return Budget(threshold, tail.exceedance(threshold), float(np.quantile(shares, CONFIDENCE)), len(good))
 
 
+MIN_FALSE_REJECT = 1e-6  # one good part in a million: below it the fitted tail is extrapolated beyond any meaning
+
+
 def check_false_reject(false_reject: float) -> None:
-    if not 0.0 < false_reject < 0.5:  # NaN too
-        raise AdedgeError(f"--false-reject must be above 0 and below 0.5, got {false_reject}")
+    if not MIN_FALSE_REJECT <= false_reject < 0.5:  # NaN too
+        raise AdedgeError(f"--false-reject must be from {MIN_FALSE_REJECT:g} up to (not including) 0.5, got {false_reject:g}")
 
 
 def calibrate_on_good(

@@ -71,6 +71,7 @@ class OperatingPoint:
     expected_ng: float | None = None
     expected_check: float | None = None
     seen_max: float | None = None
+    moved: bool = False  # whether the cut-offs differ from the bundle's (then the expected rates are unknown)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.threshold) and 0.0 <= self.threshold < 1.0):
@@ -82,12 +83,21 @@ class OperatingPoint:
     def of_bundle(cls, spec: OperatingPointSpec, threshold: float | None = None, check: float | None = None) -> "OperatingPoint":
         """The bundle's operating point, with THRESHOLD and CHECK (CHECK at THRESHOLD: no band) moved
         at run time. Moved cut-offs void the rates the bundle expects, which the drift alarm needs."""
-        moved = threshold is not None or check is not None
         ng = spec.ng_above if threshold is None else threshold
         band = spec.check_above if check is None else check
         if band is not None and (band == ng or (check is None and band > ng)):  # closed, or a threshold moved below it
             band = None
-        return cls(ng, band, None if moved else spec.false_reject, None if moved else spec.good_in_check, spec.seen_max)
+        moved = (ng, band) != (spec.ng_above, spec.check_above)  # the bundle's own values given again move nothing
+        return cls(ng, band, None if moved else spec.false_reject, None if moved else spec.good_in_check, spec.seen_max, moved)
+
+    def drift_alarm_off(self) -> str | None:
+        """Why the drift alarm cannot run at these cut-offs (None: it runs), for a line at the start."""
+        if self.moved:
+            return ("drift alarm off: --threshold/--check moved the cut-offs, so the share of good parts expected above "
+                    "them is unknown; run without them (or re-train with another --false-reject) to keep the alarm")
+        if self.expected_ng is None and self.expected_check is None:
+            return "drift alarm off: the bundle states no share of good parts expected above its cut-offs"
+        return None
 
     def decide(self, score: float) -> Verdict:
         """The verdict on SCORE, the graph's 0..1 score."""

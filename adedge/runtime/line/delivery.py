@@ -29,6 +29,9 @@ RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # seconds between delivery attempts while a s
 WINDOW = 50  # verdicts sent before waiting for their acknowledgements
 TIMEOUT = 5.0  # seconds an acknowledgement or HTTP response may take before the attempt counts as failed
 DRAIN_SECONDS = 10.0  # at the end of a stream: how long to keep delivering before leaving the rest queued
+# after the drain, how long a send in flight (a slow or trickling endpoint) may take before it is left to
+# itself: its verdicts stay in the outbox for the next start
+ABANDON_SECONDS = 1.0
 
 
 def default_outbox_folder() -> Path:
@@ -208,14 +211,17 @@ class Forwarder:
             delay = min(2 * delay, RETRY_MAX)
 
     def close(self, drain_seconds: float = DRAIN_SECONDS) -> int:
-        """Deliver what is queued for up to DRAIN_SECONDS, then stop; returns how many verdicts
-        stay in the outbox for the next start."""
+        """Deliver what is queued for up to DRAIN_SECONDS (and a send in flight for ABANDON_SECONDS
+        more), then stop; returns how many verdicts stay in the outbox for the next start. A send
+        still in flight then is left to the daemon thread: its verdicts are not yet removed, so they
+        count as queued and go again at the next start (at least once)."""
         self.stopping.set()
         self.wake.set()
         self.thread.join(drain_seconds)
         self.give_up.set()
-        self.thread.join()
-        self.sender.close()
+        self.thread.join(ABANDON_SECONDS)
+        if not self.thread.is_alive():
+            self.sender.close()
         return len(self.outbox)
 
 

@@ -19,7 +19,7 @@ from typing import TextIO
 from adedge.choices import Overlays, choice
 from adedge.data.images import save_image
 from adedge.errors import AdedgeError
-from adedge.fileio import json_text, write_json
+from adedge.fileio import json_text, open_appending, write_json
 from adedge.runtime.line.overlay import overlay
 from adedge.runtime.line.stream import Inspection, Summary
 
@@ -44,7 +44,7 @@ class StreamWriter:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             self.lines_path = out / LINES_FILE
-            self.lines = os.open(self.lines_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self.lines = open_appending(self.lines_path)
             self._cut_torn_line()
 
     def _cut_torn_line(self) -> None:
@@ -52,9 +52,7 @@ class StreamWriter:
         size = os.fstat(self.lines).st_size
         if size == 0:
             return
-        with open(self.lines_path, "rb") as lines:
-            lines.seek(max(0, size - (1 << 20)))
-            tail = lines.read()
+        tail = os.pread(self.lines, min(size, 1 << 20), max(0, size - (1 << 20)))
         if not tail.endswith(b"\n"):
             os.ftruncate(self.lines, size - len(tail) + tail.rfind(b"\n") + 1)  # just after the last whole line
 
@@ -63,7 +61,7 @@ class StreamWriter:
         data = (line + "\n").encode("utf-8")
         size = os.fstat(self.lines).st_size
         try:
-            if not self.lines_path.exists() or os.stat(self.lines_path).st_ino != os.fstat(self.lines).st_ino:
+            if not self.lines_path.exists() or os.lstat(self.lines_path).st_ino != os.fstat(self.lines).st_ino:
                 raise FileNotFoundError(2, "the file or its folder was removed")
             if os.write(self.lines, data) != len(data):
                 raise OSError(28, "a short write (the disk is full)")

@@ -18,12 +18,15 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from adedge.data.images import decode_image, is_image_file, load_image
+from adedge.data.images import MAX_FRAME_PIXELS, decode_image, is_image_file, load_image
 from adedge.errors import AdedgeError
 
 POLL_SECONDS = 0.2  # how often a watched folder is listed
 SETTLE_SECONDS = 1.0  # how long a watched file must stay unchanged before it is taken
 GIVE_UP_SETTLES = 10  # settle times a watched file may stay unchanged and unreadable before it is reported failed
+# a watched file larger than an uncompressed RGB frame at the pixel limit (plus headers) is no frame:
+# refused from its size, before a byte of it is read
+MAX_FRAME_BYTES = MAX_FRAME_PIXELS * 3 + (1 << 20)
 RECONNECT_TIMEOUT = 60.0  # seconds without a frame from a camera or stream before giving up
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0  # seconds between attempts to re-open a camera or stream: doubling, capped
 # low, so a camera that is back is read again within 2 s, and an attempt to open one costs little
@@ -123,9 +126,20 @@ class WatchedFolder:
     """
 
     def __init__(self, folder: Path, settle_seconds: float = SETTLE_SECONDS, give_up_seconds: float | None = None,
-                 poll_seconds: float = POLL_SECONDS) -> None:
-        self.folder, self.settle_seconds, self.poll_seconds = folder, settle_seconds, poll_seconds
+                 poll_seconds: float = POLL_SECONDS, log: Callable[[str], None] = _silent) -> None:
+        self.folder, self.settle_seconds, self.poll_seconds, self.log = folder, settle_seconds, poll_seconds, log
         self.give_up_seconds = GIVE_UP_SETTLES * settle_seconds if give_up_seconds is None else give_up_seconds
+        self.waiting: dict[str, float] = {}  # name: when it was first seen not yet inspected, in any state
+        self.starved: set[str] = set()  # names said never to settle
+
+    def _check_starving(self, name: str, now: float) -> None:
+        """Say once that NAME has waited give_up_seconds without ever staying unchanged for the settle
+        time (a camera rewriting latest.png every 0.3 s with --settle 1): none of its frames is inspected."""
+        waited = now - self.waiting.setdefault(name, now)
+        if waited >= self.give_up_seconds and name not in self.starved:
+            self.starved.add(name)
+            self.log(f"{self.folder / name} has not stayed unchanged for --settle {self.settle_seconds:g} s in {waited:.0f} s: "
+                     "none of its versions is inspected; lower --settle, or have the camera write each frame under a new name")
 
     def _listing(self) -> dict[str, tuple[int, ...]]:
         """The state of each image file; one that vanishes while listed is left out."""
@@ -147,8 +161,11 @@ class WatchedFolder:
         path = self.folder / name
         try:
             with open(path, "rb") as file:
-                data = file.read()
                 stat = os.fstat(file.fileno())
+                if stat.st_size > MAX_FRAME_BYTES:
+                    raise AdedgeError(f"image too large: {path} holds {stat.st_size / 2**20:.0f} MiB, more than any frame of "
+                                      f"{MAX_FRAME_PIXELS // 1_000_000} megapixels; it is not read")
+                data = file.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -205,9 +222,12 @@ class WatchedFolder:
                 if inspected.get(name) == state:
                     continue
                 read = self._due(name, pending.setdefault(name, _Pending(state, now)), now)
-                if read is not None:
+                if read is None:
+                    self._check_starving(name, now)
+                else:
                     inspected[name] = state
                     del pending[name]
+                    self.waiting.pop(name, None)
                     yield Frame(str(self.folder / name), index, read)
                     index += 1
             stop.wait(self.poll_seconds)
@@ -239,16 +259,17 @@ class Capture:
     def __init__(self, spec: str, reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent,
                  open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture) -> None:
         self.spec, self.reconnect_timeout, self.log, self.open_capture = spec, reconnect_timeout, log, open_capture
-        self.live = spec.isdigit() or "://" in spec
-        self.name = f"camera {spec}" if spec.isdigit() else (f"stream {spec}" if "://" in spec else f"video {spec}")
+        self.camera = _camera_index(spec)
+        self.live = self.camera is not None or "://" in spec
+        self.name = f"camera {spec}" if self.camera is not None else (f"stream {spec}" if "://" in spec else f"video {spec}")
         self.capture = self._open()
         if not self.capture.isOpened():
-            hint = " (is it connected, and free?)" if spec.isdigit() else ""
+            hint = " (is it connected, and free?)" if self.camera is not None else ""
             raise AdedgeError(f"cannot open {self.name}{hint}")
 
     def _open(self) -> cv2.VideoCapture:
         with _opencv_silenced():
-            return self.open_capture(int(self.spec) if self.spec.isdigit() else self.spec)
+            return self.open_capture(self.spec if self.camera is None else self.camera)
 
     def _reconnect(self, stop: threading.Event, index: int, since: float) -> tuple[bool, np.ndarray | None]:
         """Re-open the capture with back-off until it gives a frame (returned), STOP is set (False,
@@ -324,10 +345,19 @@ def _image_paths(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _require_seconds(option: str, value: float) -> None:
-    """One clear line for a duration of zero or less (or NaN), which would never settle or never wait."""
-    if not value > 0:
-        raise AdedgeError(f"{option} takes a number of seconds above 0, got {value:g}")
+MAX_SETTLE, MAX_RECONNECT = 3600.0, 86400.0  # longer would inspect nothing (or never give up) until the stop
+
+
+def _require_seconds(option: str, value: float, most: float) -> None:
+    """One clear line for a duration of zero or less, NaN or beyond MOST (inf), which would never
+    settle or never wait, or wait for ever."""
+    if not 0 < value <= most:
+        raise AdedgeError(f"{option} takes a number of seconds above 0 and at most {most:g}, got {value:g}")
+
+
+def _camera_index(spec: str) -> int | None:
+    """SPEC's camera index if it is one: ASCII digits only (int() would also read '٣' or '１' as 3 and 1)."""
+    return int(spec) if spec.isascii() and spec.isdigit() else None
 
 
 MAX_CAMERA_INDEX = 9999  # OpenCV's indices; a larger number is a mistake (and overflows its int)
@@ -339,8 +369,8 @@ def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: fl
     once unchanged for SETTLE_SECONDS and whole); or one video file, camera index (0, 1, ...) or
     stream URL (rtsp://, http://), re-opened after an outage, LOG told of it, until
     RECONNECT_TIMEOUT seconds pass without a frame."""
-    _require_seconds("--settle", settle_seconds)
-    _require_seconds("--reconnect-timeout", reconnect_timeout)
+    _require_seconds("--settle", settle_seconds, MAX_SETTLE)
+    _require_seconds("--reconnect-timeout", reconnect_timeout, MAX_RECONNECT)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)
     if not inputs:
         raise AdedgeError("no source given")
@@ -348,10 +378,11 @@ def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: fl
     if watch:
         if single is None or not Path(single).is_dir():
             raise AdedgeError(f"--watch needs one folder, got {' '.join(inputs)}")
-        return WatchedFolder(Path(single), settle_seconds)
-    if single is not None and single.isdigit() and int(single) > MAX_CAMERA_INDEX:
+        return WatchedFolder(Path(single), settle_seconds, log=log)
+    camera = None if single is None else _camera_index(single)
+    if camera is not None and camera > MAX_CAMERA_INDEX:
         raise AdedgeError(f"camera index must be from 0 to {MAX_CAMERA_INDEX}, got {single}")
-    if single is not None and (single.isdigit() or "://" in single
+    if single is not None and (camera is not None or "://" in single
                                or (Path(single).is_file() and not is_image_file(Path(single)))):
         return Capture(single, reconnect_timeout, log)
     return ImageFiles(_image_paths(inputs))

@@ -28,6 +28,9 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core would print its
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import uvicorn  # noqa: E402
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from adedge.bundle import INPUT_NAME, MAX_BATCH, NAME_PATTERN, Bundle, model_name, read_bundle
 from adedge.data.images import MAX_FRAME_PIXELS
@@ -37,10 +40,6 @@ from adedge.runtime.inference.verdict import DriftMonitor, OperatingPoint, frame
 from adedge.runtime.line.delivery import Forwarder
 from adedge.runtime.line.sinks import new_run_id
 
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from prometheus_client import Counter
-
 _argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses the command line when first imported: hide adedge's
 try:
     from kserve import Model
@@ -48,10 +47,10 @@ try:
     from kserve.model_repository import ModelRepository
     from kserve.model_server import app as kserve_app
     from kserve.protocol.dataplane import DataPlane
-    from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
     from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import add_GRPCInferenceServiceServicer_to_server
     from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
     from kserve.protocol.grpc.servicer import InferenceServicer
+    from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
     from kserve.protocol.rest.server import RESTServer
     from kserve.utils.numpy_codec import from_np_dtype
@@ -59,7 +58,11 @@ finally:
     sys.argv = _argv
 
 DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON numbers
-MAX_BODY_MB = 2047  # gRPC's message limit is a 32-bit count of bytes
+# a request body of JSON numbers costs about 40 bytes of memory per frame value while KServe decodes it
+# (60 MB of JSON took 1 GB): such bodies have a bound of their own (a full-HD frame as JSON is 25 MB), and
+# one is decoded at a time
+MAX_JSON_MB = 32
+MIN_BODY_MB, MAX_BODY_MB = 1, 2047  # one VGA frame as a binary tensor; gRPC's message limit is a 32-bit count of bytes
 MIN_API_KEY = 16
 VERSION_PATH = re.compile(r"^/v2/models/([^/]+)/versions/([^/]+)(/.*)?$")
 OPEN_PATHS = ("/v2/health/live", "/v2/health/ready")  # probes need no key
@@ -107,8 +110,8 @@ def served_bundles(specs: list[str], key: bytes | None = None) -> list[Served]:
 def check_options(api_key: str | None, max_body_mb: float) -> None:
     if api_key is not None and len(api_key) < MIN_API_KEY:
         raise AdedgeError(f"--api-key must be at least {MIN_API_KEY} characters, got {len(api_key)}")
-    if not 0 < max_body_mb <= MAX_BODY_MB:  # NaN and inf too
-        raise AdedgeError(f"--max-body-mb must be above 0 and at most {MAX_BODY_MB}, got {max_body_mb}")
+    if not MIN_BODY_MB <= max_body_mb <= MAX_BODY_MB:  # NaN and inf too; below one frame every request would be refused
+        raise AdedgeError(f"--max-body-mb must be from {MIN_BODY_MB} to {MAX_BODY_MB}, got {max_body_mb:g}")
 
 
 class BundleModel(Model):
@@ -263,6 +266,8 @@ class Gate:
 
     def __init__(self, app, api_key: str | None, max_body: int, versions: dict[str, str]) -> None:
         self.app, self.api_key, self.max_body, self.versions = app, api_key, max_body, versions
+        self.json_body = min(max_body, MAX_JSON_MB * 2**20)
+        self.json_decoding = asyncio.Semaphore(1)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -272,31 +277,38 @@ class Gate:
         if match:
             name, version, rest = match.group(1), match.group(2), match.group(3) or ""
             if name in self.versions and version != self.versions[name]:
-                return await reply(send, 404, f"model {name} has no version {version}; version {self.versions[name]} is served")
+                return await refuse(scope, send, 404, f"model {name} has no version {version}; version {self.versions[name]} is served")
             path = f"/v2/models/{name}{rest}"
             scope = dict(scope, path=path, raw_path=path.encode())
         if not SERVED_PATHS.match(scope["path"]):
-            return await reply(send, 404, "not served: adedge serve answers the Open Inference Protocol's health, metadata, "
+            return await refuse(scope, send, 404, "not served: adedge serve answers the Open Inference Protocol's health, metadata, "
                                           "ready and infer routes and /metrics only")
         if self.api_key and scope["path"] not in OPEN_PATHS and not _key_matches(headers, self.api_key):
-            return await reply(send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+            return await refuse(scope, send, 401, "missing or wrong API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
         # an oversized body is read to its end and dropped before the 413, so the client, still
         # sending, gets the answer rather than a reset connection
-        too_big, size, body, more = int(headers.get("content-length") or 0) > self.max_body, 0, [], True
+        binary = "inference-header-content-length" in headers
+        limit = self.max_body if binary else self.json_body
+        too_big, size, body, more = int(headers.get("content-length") or 0) > limit, 0, [], True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return None
             chunk, more = message.get("body", b""), message.get("more_body", False)
             size += len(chunk)
-            too_big = too_big or size > self.max_body
+            too_big = too_big or size > limit
             if not too_big:
                 body.append(chunk)
         if too_big:
-            return await reply(send, 413, f"the request body exceeds the server's limit of {self.max_body} bytes (--max-body-mb)")
-        if "inference-header-content-length" not in headers:  # all JSON, whatever (if any) content type it was sent with
-            scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"] + [(b"content-type", b"application/json")])
-        return await self.app(scope, _replay(b"".join(body), receive), send)
+            why = ("(--max-body-mb)" if binary else f"for JSON bodies (--max-body-mb, and at most {MAX_JSON_MB} MiB of JSON numbers: "
+                   "send larger frames as binary tensors, as the official clients do with binary_data=True)")
+            return await refuse(scope, send, 413, f"the request body exceeds the server's limit of {limit} bytes {why}")
+        if binary or not size:
+            return await self.app(scope, _replay(b"".join(body), receive), send)
+        # all JSON, whatever (if any) content type it was sent with; decoded one at a time
+        scope = dict(scope, headers=[(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"] + [(b"content-type", b"application/json")])
+        async with self.json_decoding:
+            return await self.app(scope, _replay(b"".join(body), receive), send)
 
 
 
@@ -311,19 +323,23 @@ class GrpcGate(grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, details):
         if details.method not in GRPC_METHODS:
-            return grpc.unary_unary_rpc_method_handler(_unserved)
+            return _grpc_refusal(details.method, grpc.StatusCode.UNIMPLEMENTED,
+                                 "not served: adedge serve answers health, metadata, ready and infer only")
         headers = {key.lower(): value for key, value in details.invocation_metadata or ()}
         if not self.api_key or details.method in self.OPEN or _key_matches(headers, self.api_key):
             return await continuation(details)
-        return grpc.unary_unary_rpc_method_handler(_refuse)
+        return _grpc_refusal(details.method, grpc.StatusCode.UNAUTHENTICATED,
+                             "missing or wrong API key: send 'authorization: Bearer KEY' or 'x-api-key: KEY'")
 
 
-async def _unserved(request, context) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served: adedge serve answers health, metadata, ready and infer only")
+def _grpc_refusal(method: str, code: grpc.StatusCode, message: str):
+    """A handler that refuses METHOD with CODE: one warning line, as HTTP's refusals."""
 
+    async def refused(request, context) -> None:
+        logger.warning("refused gRPC %s: %s %s", method, code.name, message)
+        await context.abort(code, message)
 
-async def _refuse(request, context) -> None:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key: send 'authorization: Bearer KEY' or 'x-api-key: KEY'")
+    return grpc.unary_unary_rpc_method_handler(refused)
 
 
 def _key_matches(headers: dict[str, str], api_key: str) -> bool:
@@ -361,6 +377,13 @@ def _replay(body: bytes, receive):
     return replayed
 
 
+async def refuse(scope, send, status: int, error: str) -> None:
+    """Refuse the request in SCOPE: one warning line in the log (what the client sent is escaped
+    by OneLine), then `reply`."""
+    logger.warning("refused %s %s: HTTP %d %s", scope.get("method", "?"), scope["path"], status, error)
+    await reply(send, status, error)
+
+
 async def reply(send, status: int, error: str) -> None:
     """A protocol error response: the status and {"error": ...}, as KServe, Triton and OVMS send them."""
     body = json.dumps({"error": error}).encode()
@@ -375,6 +398,8 @@ class OneLine(logging.Filter):
     characters escaped, so no request can forge log lines or drive the operator's terminal."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], grpc.aio.AbortError):  # a refusal, logged where it was made
+            return False
         if record.exc_info and os.environ.get("ADEDGE_DEBUG") != "1":
             exc = record.exc_info[1]
             refused = isinstance(exc, (InvalidInput, ModelNotFound))
