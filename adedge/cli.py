@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,11 +32,33 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+PROGRESS_EVERY = 30.0  # seconds between progress lines where stderr is a log, not a terminal
+PROGRESS_PREFIX = "progress:"  # starts each of those lines, so a log reader tells them from warnings and errors
+
+
 def _progress(items, description: str):
-    """A progress bar on a terminal; nothing when stderr is a log file or a pipe."""
+    """A progress bar on a terminal; where stderr is a log file or a pipe, a line every
+    PROGRESS_EVERY seconds and one when the step is done."""
+    if err_console.is_terminal:
+        return track(items, description=description, console=err_console, transient=True)
+    return _logged(items, description)
+
+
+def _logged(items, description: str):
+    items = list(items)
+    started = last = time.monotonic()
+    for count, item in enumerate(items, 1):
+        yield item
+        if time.monotonic() - last >= PROGRESS_EVERY:
+            last = time.monotonic()
+            _stage(f"{description}: {count}/{len(items)} after {last - started:.0f} s")
+    _stage(f"{description}: done in {time.monotonic() - started:.1f} s")
+
+
+def _stage(line: str) -> None:
+    """A training stage done, on stderr where no progress bar shows it (a log, a pipe)."""
     if not err_console.is_terminal:
-        return items
-    return track(items, description=description, console=err_console, transient=True)
+        err_console.print(f"{PROGRESS_PREFIX} {_safe(line)}", highlight=False, soft_wrap=True)
 
 
 def _safe(text: object) -> str:
@@ -127,7 +150,7 @@ def train(
         data, out, model, category, backbone, weights, None if image_size is None else parse_image_size(image_size), seed, val_data,
         stages=tuple(stages.split(",")) if stages else None, resize=resize, settings=_parse_params(param), false_reject=false_reject,
     )
-    info = run_training(config, _progress)
+    info = run_training(config, _progress, _stage)
     out_console.print(
         f"trained {info.model} ({info.backbone}) on {info.dataset.fit_images} images of {info.dataset.category} "
         f"in {info.train_seconds:.1f} s; calibration: {info.calibration.method}; run: {out}", highlight=False, soft_wrap=True,
@@ -411,7 +434,7 @@ def demo(
     out: Path = typer.Option(Path("demo-output"), help="Folder for the synthetic data, runs, bundles and overlays."),
     seed: int = typer.Option(0, help="Seed of the synthetic dataset."),
 ) -> None:
-    """End to end on synthetic parts: generate, train DFM and CFLOW, export OpenVINO, eval, bench, overlays."""
+    """End to end on synthetic parts: generate, train DFM and PatchCore, export OpenVINO, eval, bench, overlays."""
     try:
         from adedge.demo import COLUMNS, DEMO_SIZE, run_demo
         from adedge.train.trainer import TrainConfig

@@ -7,3 +7,10 @@ Track = Callable[[Iterable, str], Iterable]  # (items, description) -> the same 
 
 def no_progress(items: Iterable, description: str) -> Iterable:
     return items
+
+
+Say = Callable[[str], None]  # one line on a stage done (the CLI prints it where no progress bar shows)
+
+
+def no_lines(line: str) -> None:
+    pass

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from adedge.cli import main
+from adedge.cli import PROGRESS_PREFIX, main
 
 SWEEP_IMAGE_SIZE = 64  # the size of conftest's small_model: a case's own training is as quick
 
@@ -415,9 +415,19 @@ WITH_MODEL |= {
         ["predict", w.bundle, w.folder("incoming"), "--watch", "--out", w.tmp / "incoming" / "inspected"], "inside the watched folder"),
     "eval report into the bundle": lambda w: (["eval", w.bundle, "--data", w.data, "--report", w.bundle], "inside the bundle"),
     "bench json into the bundle": lambda w: (["bench", w.bundle, "--json", w.bundle / "bench.json"], "inside the bundle"),
+    "predict out whose predictions.jsonl is a link": lambda w: (
+        _predict(w, "--out", _planted(w, lambda path: path.symlink_to(w.file("victim.txt", "keep")))), "refusing to write"),
+    "predict out whose predictions.jsonl is a FIFO": lambda w: (_predict(w, "--out", _planted(w, os.mkfifo)), "refusing to write"),
     "adedge.json a 5000-digit number": lambda w: (["predict", w.edited_copy("bundle", "adedge.json", _digits), w.image], "adedge.json"),
     "run.json a 5000-digit number": lambda w: (_export(w, w.edited_copy("run", "run.json", _digits)), "run.json"),
 }
+
+
+def _planted(w: World, plant: Callable[[Path], object]) -> Path:
+    """An output folder whose predictions.jsonl was made by PLANT (a link, a FIFO)."""
+    out = w.folder("planted-out")
+    plant(out / "predictions.jsonl")
+    return out
 
 
 def _digits(content: dict) -> str:
@@ -514,7 +524,7 @@ def _check(w: World, name: str, case: Case, capsys) -> None:
     else:
         code = run_cli(argv)
         err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(PROGRESS_PREFIX)]  # a stage done: no error
     errors = [line for line in lines if line.startswith("error:")]
     assert "Traceback" not in err, f"{name}: {err}"
     assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", err), f"{name}: raw control characters: {err!r}"

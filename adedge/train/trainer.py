@@ -24,7 +24,7 @@ from adedge.data.images import image_shape, load_image
 from adedge.errors import AdedgeError
 from adedge.fileio import check_output_folder
 from adedge.formats import RUN_FORMAT_VERSION, SIZE_STEP, Calibration, DatasetInfo, RunInfo, aspect_size, check_image_size
-from adedge.progress import Track, no_progress
+from adedge.progress import Say, Track, no_lines, no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.calibration import (
     DEFAULT_FALSE_REJECT,
@@ -117,17 +117,20 @@ def _head_scores(head: torch.nn.Module, features: Features, size: tuple[int, int
 
 def out_of_fold_scores(
     plugin: ModelPlugin, settings: object, features: Features, defect_features: Features, size: tuple[int, int], seed: int,
-    batch_size: int, track: Track = no_progress,
+    batch_size: int, track: Track = no_progress, say: Say = no_lines,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Raw scores and map maxima of every good training image, and raw scores of its copy with a
     synthetic defect, each from a head fitted on the other folds (the plug-in's calibration_folds)."""
     count = len(next(iter(features.values())))
     good, maxima, defects = np.empty(count), np.empty(count), np.empty(count)
-    for held in _folds(count, plugin.calibration_folds, seed):
+    folds = _folds(count, plugin.calibration_folds, seed)
+    for number, held in enumerate(folds, 1):
+        started = time.perf_counter()
         head, _ = plugin.fit(_subset(features, np.setdiff1d(np.arange(count), held)), settings, seed, track)
         head.eval()
         good[held], maxima[held] = _head_scores(head, _subset(features, held), size, batch_size)
         defects[held], _ = _head_scores(head, _subset(defect_features, held), size, batch_size)
+        say(f"calibration fold {number}/{len(folds)}: fitted without its {len(held)} images and scored them in {time.perf_counter() - started:.1f} s")
     return good, maxima, defects
 
 
@@ -182,8 +185,9 @@ def _input_size(requested: int | tuple[int, int] | None, plugin: ModelPlugin, se
     return aspect_size(plugin.image_size, parts_aspect(samples), step)
 
 
-def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
-    """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder."""
+def train(config: TrainConfig, track: Track = no_progress, say: Say = no_lines) -> RunInfo:
+    """Fit CONFIG.model on the good images of CONFIG.data, calibrate it and write the run folder;
+    SAY gets a line as each stage ends."""
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
     if config.image_size is not None:
@@ -210,15 +214,18 @@ def train(config: TrainConfig, track: Track = no_progress) -> RunInfo:
     size = _input_size(config.image_size, plugin, settings, max(backbone.stage(s).stride for s in stages), train_samples)
     encoder = Encoder(backbone, size, config.resize).eval()
     features = _features(encoder, train_samples, config.batch_size, track, "extracting features")
+    say(f"features of {len(train_samples)} images at {size[0]}x{size[1]} extracted in {time.perf_counter() - started:.1f} s")
     calibration_seconds = 0.0
     if config.val_data is None:
         rng = np.random.default_rng(config.seed)
         defect_features = _features(encoder, train_samples, config.batch_size, track, "extracting features of synthetic defects",
                                     lambda images: defective_copies(images, rng))
         calibration_started = time.perf_counter()
-        scores = out_of_fold_scores(plugin, settings, features, defect_features, size, config.seed, config.batch_size, track)
+        scores = out_of_fold_scores(plugin, settings, features, defect_features, size, config.seed, config.batch_size, track, say)
         calibration_seconds = time.perf_counter() - calibration_started
+    fit_started = time.perf_counter()
     head, losses = plugin.fit(features, settings, config.seed, track)
+    say(f"{plugin.name} fitted on all {len(train_samples)} images in {time.perf_counter() - fit_started:.1f} s")
     detector = Detector(encoder, head).eval()
     if config.val_data is None:
         calibration = calibrate_on_good(*scores, config.false_reject, config.seed)
