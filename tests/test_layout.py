@@ -1,6 +1,8 @@
 """The layout's rules, as docs/development.md states them: imports go one way between the stages."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import adedge
@@ -37,3 +39,21 @@ def test_training_and_export_do_not_import_the_runtime():
 def test_inside_the_runtime_inference_imports_no_line_evaluation_or_serving():
     assert _offending("runtime/inference", ("adedge.runtime.line", "adedge.runtime.evaluation", "adedge.runtime.serving")) == {}
     assert _offending("runtime/line", ("adedge.runtime.evaluation", "adedge.runtime.serving")) == {}
+
+
+def _loaded_by(module: str) -> set[str]:
+    """The modules importing MODULE loads, in a fresh interpreter: what a package's __init__ pulls in
+    counts too, which reading the import statements would miss."""
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    return set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+
+
+def _within(modules: set[str], prefixes: tuple[str, ...]) -> set[str]:
+    return {m for m in modules if m.startswith(prefixes)}
+
+
+def test_at_import_time_the_runtime_loads_no_torch_and_the_verdict_rule_no_line_io():
+    assert _within(_loaded_by("adedge.runtime"), ("torch", "adedge.train", "adedge.export")) == set()
+    assert _within(_loaded_by("adedge.runtime.inference.verdict"), ("adedge.runtime.line", "cv2", "torch", "openvino")) == set()
+    assert _within(_loaded_by("adedge.runtime.inference.model"), ("adedge.runtime.line", "adedge.runtime.serving", "torch")) == set()
+    assert _within(_loaded_by("adedge.cli"), ("torch",)) == set()  # predict, eval and bench start without torch

@@ -1,6 +1,7 @@
 """predictions.jsonl survives faults: never a torn line, a vanished folder stops the stream with one
 line naming the file, and the summary is written or said to be missing."""
 
+import dataclasses
 import json
 import shutil
 
@@ -53,3 +54,17 @@ def test_a_summary_that_cannot_be_written_is_said_to_be_missing(tmp_path):
 def test_outside_text_is_printed_with_its_control_characters_escaped():
     assert printable("ok \x1b[2J\x1b[31mred\r\nerror: forged\x07 \u202egnp.exe") == "ok \\x1b[2J\\x1b[31mred\\r\\nerror: forged\\x07 \\u202egnp.exe"
     assert printable("plain text, ünïcode, 日本") == "plain text, ünïcode, 日本"
+
+
+def test_the_summary_keeps_flat_memory_on_a_long_stream():
+    """50,000 frames: the latencies kept stay at the sample's size, and its percentiles are the
+    stream's (latencies 0..49.999 ms, uniform: p50 25 ms, p99 49.5 ms)."""
+    from adedge.runtime.line.stream import LATENCY_SAMPLE
+
+    summary = Summary()
+    inspection = _inspection(0)
+    for frame in range(50_000):
+        summary.add(dataclasses.replace(inspection, frame=frame, latency_ms=frame / 1000))
+    figures = summary.as_dict()
+    assert len(summary.latencies) == LATENCY_SAMPLE < 50_000 and figures["frames"] == 50_000 and figures["ok"] == 50_000
+    assert abs(figures["latency_p50_ms"] - 25.0) < 1.0 and abs(figures["latency_p99_ms"] - 49.5) < 0.5

@@ -2,11 +2,13 @@
 asynchronous requests in flight and decoding on worker threads (throughput mode).
 
 Results come out in frame order either way. A frame that fails to decode is reported as an
-`Inspection` with an error and the stream goes on. Nothing per frame is kept after it is yielded
-except its latency (4 bytes, for the summary's percentiles), so memory stays flat on long runs.
+`Inspection` with an error and the stream goes on. Nothing per frame is kept after it is yielded;
+the summary's latency percentiles come from at most LATENCY_SAMPLE latencies (all of a shorter
+stream, a uniform sample of a longer one), so memory stays flat on runs of any length.
 """
 
 import dataclasses
+import random
 import threading
 import time
 from array import array
@@ -23,6 +25,7 @@ from adedge.runtime.inference.verdict import DriftMonitor, Label, frame_record, 
 from adedge.runtime.line.sources import Frame, Source, open_source
 
 DECODE_THREADS = 2
+LATENCY_SAMPLE = 10_000  # latencies kept for the percentiles (40 kB): a reservoir sample beyond that
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,11 @@ class Summary:
     ng: int = 0
     failed: int = 0
     drift_alarms: int = 0
-    latencies: array = field(default_factory=lambda: array("f"))
+    latencies: array = field(default_factory=lambda: array("f"))  # at most LATENCY_SAMPLE of them
+    latencies_seen: int = 0
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
+    sampler: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
 
     def add(self, inspection: Inspection) -> None:
         if inspection.result is None:
@@ -69,7 +74,15 @@ class Summary:
         label = inspection.result.label
         self.ok, self.check, self.ng = self.ok + (label is Label.OK), self.check + (label is Label.CHECK), self.ng + (label is Label.NG)
         self.drift_alarms += inspection.drift_raised
-        self.latencies.append(inspection.latency_ms)
+        self._sample(inspection.latency_ms)
+
+    def _sample(self, latency: float) -> None:
+        """Keep LATENCY in a uniform sample of every latency seen (reservoir sampling, Vitter's algorithm R)."""
+        self.latencies_seen += 1
+        if len(self.latencies) < LATENCY_SAMPLE:
+            self.latencies.append(latency)
+        elif (slot := self.sampler.randrange(self.latencies_seen)) < LATENCY_SAMPLE:
+            self.latencies[slot] = latency
 
     def finish(self) -> "Summary":
         self.ended = time.perf_counter()
