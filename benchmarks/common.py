@@ -3,6 +3,8 @@
 import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -104,10 +106,37 @@ def folder_mb(folder) -> float:
     return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
 
 
-def write_results(name: str, record: object, lines: list[str]) -> None:
-    """Save RECORD as results/NAME.json and the table LINES as results/NAME.md, and print the table."""
+PACKAGES = ("adedge", "torch", "openvino", "onnxruntime", "numpy", "nncf", "scikit-learn", "kserve")
+
+
+def provenance() -> dict:
+    """What a result was measured with: the commit (and whether the tree differed from it), the
+    command line, the CPU and OpenVINO's capabilities, and the packages' versions."""
+    from importlib import metadata
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).resolve().parent)
+        return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "command": " ".join(["python", *sys.argv]), "machine": machine_description(), "packages": versions}
+
+
+def write_results(name: str, record: dict | list, lines: list[str]) -> None:
+    """Save RECORD (with its provenance) as results/NAME.json and the table LINES, under a line
+    naming the commit and command, as results/NAME.md, and print the table."""
     results = Path(__file__).resolve().parent / "results"
     results.mkdir(exist_ok=True)
-    (results / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    origin = provenance()
+    dirty = " (with uncommitted changes)" if origin["dirty"] else ""
+    lines = [*lines[:1], "", f"Measured at commit {origin['commit']}{dirty} with `{origin['command']}`.", *lines[1:]]
+    body = record if isinstance(record, dict) else {"rows": record}
+    (results / f"{name}.json").write_text(json.dumps({"provenance": origin, **body}, indent=2) + "\n")
     (results / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

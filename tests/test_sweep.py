@@ -552,10 +552,6 @@ def test_bad_input_with_a_model(name, synthetic, small_model, tmp_path, capsys):
     _check(World(tmp_path, synthetic, run, bundle), name, WITH_MODEL[name], capsys)
 
 
-def test_the_sweep_has_over_100_cases():
-    assert len(NO_MODEL) + len(WITH_MODEL) >= 280
-
-
 def _console_script(args: list, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
     """`adedge ARGS` in a fresh process; with FILE_SIZE_LIMIT its files cannot grow past that many
     bytes: the writes fail as on a full disk (EFBIG instead of ENOSPC), without needing a full disk."""
