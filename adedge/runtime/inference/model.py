@@ -48,7 +48,8 @@ class Result:
 
 
 class Model:
-    """Load with Model.load(bundle); predict(frame) or predict_batch(frames) of any size; stream(source)."""
+    """Load with Model.load(bundle); predict(frame) or predict_batch(frames) of any size (a stream of
+    frames: adedge.runtime.inspect_stream)."""
 
     def __init__(self, bundle: Bundle, engine: Engine, mode: str = "latency", point: OperatingPoint | None = None) -> None:
         self.bundle, self.engine, self.mode = bundle, engine, mode
@@ -66,7 +67,7 @@ class Model:
         threshold: float | None = None,
         check: float | None = None,
     ) -> "Model":
-        """MODE "throughput" keeps several requests in flight in `stream`; with KEY (bytes) the
+        """MODE "throughput" keeps several requests in flight in `inspect_stream`; with KEY (bytes) the
         bundle must carry a signature made with it. THRESHOLD and CHECK move the bundle's NG
         threshold and CHECK band's start (see `OperatingPoint`)."""
         bundle = read_bundle(path, key)

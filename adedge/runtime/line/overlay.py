@@ -2,7 +2,7 @@
 red (and, where known, the true defect's in magenta), above a strip that states the verdict, the score and the threshold beside a colour bar.
 
 The anomaly map is calibrated (0.5 = the threshold, good parts ~0.1-0.2), so the heat fades out well
-below the threshold: painted everywhere, a coarse map (DFM's 16x16 grid) colours the whole part and a
+below the threshold: painted everywhere, a coarse map (DFM's pooled 4x4 cells) colours the whole part and a
 person no longer sees where to look.
 """
 
