@@ -21,11 +21,11 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
-from adedge.choices import Backend, Mode, Overlays, check_export, choice
+from adedge.choices import Backend, Format, Layout, Mode, Overlays, Precision, Resize, check_export
 from adedge.errors import AdedgeError, printable
 from adedge.fileio import check_output_file, check_outside, write_json
 from adedge.formats import parse_image_size
-from adedge.train.models import MODEL_NAMES
+from adedge.train.models import MODEL_NAMES, check_model_name
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, export and run visual anomaly detectors.")
 out_console = Console()
@@ -131,7 +131,7 @@ def train(
     backbone: str = typer.Option("efficientnet_lite1", help="efficientnet_lite1 (default), efficientnet_lite0 (faster), efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
     image_size: str | None = typer.Option(None, metavar="N|H,W", help="Size in pixels the graph resizes every frame to: N (square), H,W or HxW, each a multiple of 32 (default: about the model's size squared, in the training images' aspect)."),
-    resize: str = typer.Option("antialias", help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
+    resize: Resize = typer.Option(Resize.ANTIALIAS, help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
     seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: a false-reject budget on out-of-fold scores of the good training images)."),
     stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: the model's)."),
@@ -139,6 +139,7 @@ def train(
     false_reject: float = typer.Option(0.01, help="The share of good parts the NG threshold may reject (0.01: 1 %), estimated on out-of-fold training images."),
 ) -> None:
     """Fit a detector on good images and calibrate its verdicts on them, out of fold."""
+    check_model_name(model)  # before torch loads
     try:
         from adedge.train.calibration import describe_calibration
         from adedge.train.trainer import TrainConfig
@@ -164,11 +165,11 @@ def train(
 def export_command(
     run: Path = typer.Argument(..., help="Run folder written by `adedge train`."),
     out: Path = typer.Option(..., help="Bundle folder to write."),
-    format: str = typer.Option("openvino", help="openvino or onnx."),
-    precision: str = typer.Option("fp32", help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF); auto (the backbone in bf16 where the CPU has bf16 units, the rest in f32)."),
+    format: Format = typer.Option(Format.OPENVINO, help="The model file: OpenVINO IR or ONNX."),
+    precision: Precision = typer.Option(Precision.FP32, help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF); auto (the backbone in bf16 where the CPU has bf16 units, the rest in f32)."),
     max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on validation images (held-back training images and synthetic defects); a larger value also lets it move that share of their verdicts (5 % at least)."),
     sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
-    layout: str = typer.Option("bundle", help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
+    layout: Layout = typer.Option(Layout.BUNDLE, help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
     name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),
 ) -> None:
     """Export a trained run as one inference graph (the bundle), or into a Triton or OVMS model repository."""
@@ -199,12 +200,6 @@ def _outside_inputs(out: Path, bundle: Path) -> None:
     check_outside(out, bundle, "the bundle")
     if (out / METADATA_FILE).is_file():
         raise AdedgeError(f"{out} is a bundle (it holds {METADATA_FILE}): write the output somewhere else")
-
-
-def _check_runtime(backend: str, mode: str = "latency") -> None:
-    """The engine's choices, named before a source opens or a model compiles."""
-    choice(Backend, backend, "--backend")
-    choice(Mode, mode, "--mode")
 
 
 def _load(bundle: Path, backend: str, key: Path | None, mode: str = "latency", threshold: float | None = None, check: float | None = None):
@@ -270,9 +265,9 @@ def predict(
     watch: bool = typer.Option(False, help="Keep inspecting new images as they arrive in the SOURCE folder."),
     settle: float = typer.Option(1.0, "--settle", metavar="SECONDS", help="--watch: how long a file must stay unchanged (and be whole) before it is inspected."),
     reconnect_timeout: float = typer.Option(60.0, metavar="SECONDS", help="Camera or stream: seconds without a frame, reconnecting meanwhile, before giving up."),
-    mode: str = typer.Option("latency", help="latency: one frame at a time; throughput: several requests in flight."),
-    overlays: str = typer.Option("ng", help="Overlay PNGs for: ng (anomalous frames), all, none."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    mode: Mode = typer.Option(Mode.LATENCY, help="latency: one frame at a time; throughput: several requests in flight."),
+    overlays: Overlays = typer.Option(Overlays.NG, help="Overlay PNGs for: ng (anomalous frames), all, none."),
+    backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
@@ -282,8 +277,6 @@ def predict(
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Inspect a stream of frames: a JSON line per frame on stdout, overlays, a summary at the end."""
-    _check_runtime(backend, mode)
-    choice(Overlays, overlays, "--overlays")
     from adedge.runtime import open_source
     from adedge.runtime.line.delivery import open_forwarders
     from adedge.runtime.line.inspect import inspect_line
@@ -323,7 +316,7 @@ def eval_command(
     data: Path = typer.Option(..., help="Labelled folder (MVTec category or root with --category)."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the metrics to this JSON file."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
@@ -353,7 +346,7 @@ def eval_command(
 @user_errors
 def bench_command(
     bundle: Path = typer.Argument(..., help="Bundle folder."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     batch: int = typer.Option(1, min=1, max=256, help="Images per inference call."),
     iterations: int = typer.Option(200, min=1, help="Timed calls after the warm-up."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the figures to this JSON file."),
@@ -381,8 +374,8 @@ def serve(
     grpc_port: int | None = typer.Option(None, min=0, max=65535, help="Also serve gRPC on this port of --host (Triton's is 8001; 0: any free port)."),
     api_key: str | None = typer.Option(None, envvar="ADEDGE_API_KEY", help="Require this key (16+ characters) as 'Authorization: Bearer KEY' or 'x-api-key'; better set as ADEDGE_API_KEY, which ps does not show."),
     max_body_mb: float = typer.Option(64.0, help="Largest request body accepted (MiB); larger ones get HTTP 413."),
-    mode: str = typer.Option("throughput", help="throughput: concurrent requests run side by side; latency: each request on all cores."),
-    backend: str = typer.Option("openvino", help="openvino or onnxruntime."),
+    mode: Mode = typer.Option(Mode.THROUGHPUT, help="throughput: concurrent requests run side by side; latency: each request on all cores."),
+    backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     key: Path | None = typer.Option(None, help="Key file: refuse bundles unless signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
     check: float | None = typer.Option(None, "--check", "--warn", help=CHECK_HELP),
@@ -392,7 +385,6 @@ def serve(
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
-    _check_runtime(backend, mode)
     try:
         from adedge.runtime.serving import serve as server
     except ModuleNotFoundError as exc:

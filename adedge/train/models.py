@@ -53,10 +53,15 @@ class ModelPlugin:
     quick_settings: dict[str, object] = dataclasses.field(default_factory=dict)
 
 
-def model_plugin(name: str) -> ModelPlugin:
+def check_model_name(name: str) -> str:
+    """NAME if a model is registered under it (without importing the model, or torch)."""
     if name not in REGISTRY:
         raise AdedgeError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}")
-    return importlib.import_module(REGISTRY[name]).PLUGIN
+    return name
+
+
+def model_plugin(name: str) -> ModelPlugin:
+    return importlib.import_module(REGISTRY[check_model_name(name)]).PLUGIN
 
 
 def _parse(text: str, kind: type, key: str) -> object:
