@@ -1,15 +1,21 @@
 # The two commands: `make demo` runs adedge end to end on synthetic data, `make test` runs the tests.
 VENV := .venv
+TRAIN_STAMP := $(VENV)/.installed-train
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast clean
 
-$(STAMP): pyproject.toml constraints.txt
+# the demo needs the training extra only (torch, OpenVINO, ...): the server's and the tests' packages come with `make test`
+$(TRAIN_STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[train]"
+	touch $(TRAIN_STAMP)
+
+$(STAMP): $(TRAIN_STAMP)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[train,serve,dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(TRAIN_STAMP)
 	$(VENV)/bin/adedge demo
 
 test: $(STAMP)
