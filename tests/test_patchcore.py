@@ -52,7 +52,7 @@ def test_the_coreset_covers_what_a_random_sample_misses():
     generator = torch.Generator().manual_seed(0)
     patches = torch.randn(10, 500, 8, generator=generator)
     patches[3, :10] += 40.0
-    bank = select_coreset(patches, 64, 0, no_progress)
+    bank = select_coreset(patches, 64, 0)
     nearest = _distances(patches[3, :10], bank).amin(1)
     assert nearest.min() == 0 and nearest.max() < 10.0  # some of them in the bank, all near it (the others are 110 away)
 
@@ -69,10 +69,9 @@ def test_selection_on_1000_images_runs_in_memory_linear_in_the_patches():
     code = (
         "import resource, torch\n"
         "from adedge.train.patchcore import select_coreset\n"
-        "from adedge.progress import no_progress\n"
-        "patches = torch.rand(1000, 1024, 16)\n"
+                "patches = torch.rand(1000, 1024, 16)\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "bank = select_coreset(patches, 4096, 0, no_progress)\n"
+        "bank = select_coreset(patches, 4096, 0)\n"
         "assert bank.shape == (4096, 16), bank.shape\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n"
     )
