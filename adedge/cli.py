@@ -56,7 +56,7 @@ def _logged(items, description: str):
 
 
 def _stage(line: str) -> None:
-    """A training stage done, on stderr where no progress bar shows it (a log, a pipe)."""
+    """A step done (a training stage, a long loop), on stderr where no progress bar shows it (a log, a pipe)."""
     if not err_console.is_terminal:
         err_console.print(f"{PROGRESS_PREFIX} {_safe(line)}", highlight=False, soft_wrap=True)
 
