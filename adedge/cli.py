@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 
+from adedge import defaults
 from adedge.choices import Backend, Format, Layout, Mode, Overlays, Precision, Resize, check_export
 from adedge.errors import AdedgeError, printable
 from adedge.fileio import check_output_file, check_outside, write_json
@@ -128,15 +129,15 @@ def train(
     out: Path = typer.Option(..., help="Run folder to write (checkpoint.pt + run.json)."),
     model: str = typer.Option("dfm", help=f"Model: {', '.join(MODEL_NAMES)}."),
     category: str | None = typer.Option(None, help="Category under an MVTec root."),
-    backbone: str = typer.Option("efficientnet_lite1", help="efficientnet_lite1 (default), efficientnet_lite0 (faster), efficientnet_lite2, resnet18 or wide_resnet50_2."),
+    backbone: str = typer.Option(defaults.BACKBONE, help="efficientnet_lite1, efficientnet_lite0 (faster), efficientnet_lite2, resnet18 or wide_resnet50_2."),
     weights: str | None = typer.Option(None, help="Backbone weight file (.pth); 'random' for untrained. Default: published ImageNet weights."),
     image_size: str | None = typer.Option(None, metavar="N|H,W", help="Size in pixels the graph resizes every frame to: N (square), H,W or HxW, each a multiple of 32 (default: about the model's size squared, in the training images' aspect)."),
-    resize: Resize = typer.Option(Resize.ANTIALIAS, help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
-    seed: int = typer.Option(42, help="Seed for the hold-back split and every RNG."),
+    resize: Resize = typer.Option(defaults.RESIZE, help="How frames are resized: antialias (bilinear, averaging when shrinking) or bilinear."),
+    seed: int = typer.Option(defaults.SEED, help="Seed for the hold-back split and every RNG."),
     val_data: Path | None = typer.Option(None, help="Labelled folder for F1-optimal thresholds (default: a false-reject budget on out-of-fold scores of the good training images)."),
     stages: str | None = typer.Option(None, help="Comma-separated backbone stages (default: the model's)."),
     param: list[str] = typer.Option([], "--param", "-p", help="A model setting KEY=VALUE (repeatable), e.g. -p meta_epochs=8; an unknown key lists them all."),
-    false_reject: float = typer.Option(0.01, help="The share of good parts the NG threshold may reject (0.01: 1 %), estimated on out-of-fold training images."),
+    false_reject: float = typer.Option(defaults.FALSE_REJECT, help="The share of good parts the NG threshold may reject (0.01: 1 %), estimated on out-of-fold training images."),
 ) -> None:
     """Fit a detector on good images and calibrate its verdicts on them, out of fold."""
     check_model_name(model)  # before torch loads
@@ -167,7 +168,7 @@ def export_command(
     out: Path = typer.Option(..., help="Bundle folder to write."),
     format: Format = typer.Option(Format.OPENVINO, help="The model file: OpenVINO IR or ONNX."),
     precision: Precision = typer.Option(Precision.FP32, help="fp32; fp16 (compressed weights); bf16 (bf16 arithmetic); int8 (NNCF); auto (the backbone in bf16 where the CPU has bf16 units, the rest in f32)."),
-    max_drop: float = typer.Option(0.005, help="int8: the most image or pixel AUROC quantisation may cost on validation images (held-back training images and synthetic defects); a larger value also lets it move that share of their verdicts (5 % at least)."),
+    max_drop: float = typer.Option(defaults.MAX_DROP, help="int8: the most image or pixel AUROC quantisation may cost on validation images (held-back training images and synthetic defects); a larger value also lets it move that share of their verdicts (5 % at least)."),
     sign_key: Path | None = typer.Option(None, help="Key file (at least 16 bytes) to sign the bundle with (adedge.sig)."),
     layout: Layout = typer.Option(Layout.BUNDLE, help="bundle (a folder); triton or ovms: add the model to the model repository --out, as those servers load it."),
     name: str | None = typer.Option(None, help="Model name in a repository (default: CATEGORY_MODEL, e.g. bottle_dfm)."),
@@ -263,10 +264,10 @@ def predict(
     source: list[str] = typer.Argument(..., help="Image files, folders or globs; or one video file, camera index (0) or stream URL."),
     out: Path | None = typer.Option(None, help="Folder for predictions.jsonl, summary.json and overlay PNGs."),
     watch: bool = typer.Option(False, help="Keep inspecting new images as they arrive in the SOURCE folder."),
-    settle: float = typer.Option(1.0, "--settle", metavar="SECONDS", help="--watch: how long a file must stay unchanged (and be whole) before it is inspected."),
-    reconnect_timeout: float = typer.Option(60.0, metavar="SECONDS", help="Camera or stream: seconds without a frame, reconnecting meanwhile, before giving up."),
+    settle: float = typer.Option(defaults.SETTLE_SECONDS, "--settle", metavar="SECONDS", help="--watch: how long a file must stay unchanged (and be whole) before it is inspected."),
+    reconnect_timeout: float = typer.Option(defaults.RECONNECT_SECONDS, metavar="SECONDS", help="Camera or stream: seconds without a frame, reconnecting meanwhile, before giving up."),
     mode: Mode = typer.Option(Mode.LATENCY, help="latency: one frame at a time; throughput: several requests in flight."),
-    overlays: Overlays = typer.Option(Overlays.NG, help="Overlay PNGs for: ng (anomalous frames), all, none."),
+    overlays: Overlays = typer.Option(defaults.OVERLAYS, help="Overlay PNGs for: ng (anomalous frames), all, none."),
     backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     key: Path | None = typer.Option(None, help="Key file: refuse the bundle unless it was signed with this key."),
     threshold: float | None = typer.Option(None, help=THRESHOLD_HELP),
@@ -373,7 +374,7 @@ def serve(
     port: int = typer.Option(8000, min=0, max=65535, help="HTTP port (0: any free port, printed at start)."),
     grpc_port: int | None = typer.Option(None, min=0, max=65535, help="Also serve gRPC on this port of --host (Triton's is 8001; 0: any free port)."),
     api_key: str | None = typer.Option(None, envvar="ADEDGE_API_KEY", help="Require this key (16+ characters) as 'Authorization: Bearer KEY' or 'x-api-key'; better set as ADEDGE_API_KEY, which ps does not show."),
-    max_body_mb: float = typer.Option(64.0, help="Largest request body accepted (MiB); larger ones get HTTP 413."),
+    max_body_mb: float = typer.Option(float(defaults.MAX_BODY_MB), help="Largest request body accepted (MiB); larger ones get HTTP 413."),
     mode: Mode = typer.Option(Mode.THROUGHPUT, help="throughput: concurrent requests run side by side; latency: each request on all cores."),
     backend: Backend = typer.Option(Backend.OPENVINO, help="The inference engine."),
     key: Path | None = typer.Option(None, help="Key file: refuse bundles unless signed with this key."),
@@ -429,12 +430,11 @@ def demo(
     """End to end on synthetic parts: generate, train DFM and PatchCore, export OpenVINO, eval, bench, overlays."""
     try:
         from adedge.demo import COLUMNS, DEMO_SIZE, run_demo
-        from adedge.train.trainer import TrainConfig
     except ModuleNotFoundError as exc:
         raise _needs_training_extra(exc) from None
 
     rows = run_demo(out, seed, _progress, lambda line: out_console.print(_safe(line), highlight=False, soft_wrap=True), err_console.status)
-    summary = Table(title=f"adedge demo: synthetic plates, {TrainConfig.backbone}, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
+    summary = Table(title=f"adedge demo: synthetic plates, {defaults.BACKBONE}, OpenVINO f32, {DEMO_SIZE}x{DEMO_SIZE}")
     for column in COLUMNS:
         summary.add_column(column, justify="right")
     for row in rows:

@@ -22,6 +22,7 @@ import openvino as ov
 import torch
 from common import machine_description, turns_ms, write_results
 
+from adedge import defaults
 from adedge.data.datasets import ground_truth, open_dataset, require_test_images, require_train_images
 from adedge.export.onnx_file import export_onnx
 from adedge.export.openvino_ir import convert_onnx
@@ -30,15 +31,15 @@ from adedge.progress import no_progress
 from adedge.train import dfm, patchcore
 from adedge.train.backbones import create_backbone
 from adedge.train.detector import Detector, Encoder
-from adedge.train.trainer import TrainConfig, _features, _head_scores
+from adedge.train.trainer import _features, _head_scores
 
 SIZE = (256, 256)
 
 
 def encoder(strides: tuple[int, ...]) -> Encoder:
-    backbone = create_backbone(TrainConfig.backbone)
+    backbone = create_backbone(defaults.BACKBONE)
     backbone.keep_stages(backbone.stages_at(strides))
-    return Encoder(backbone, SIZE, TrainConfig.resize).eval()
+    return Encoder(backbone, SIZE, defaults.RESIZE).eval()
 
 
 @torch.no_grad()

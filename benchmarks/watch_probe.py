@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from adedge.data.images import decode_image
-from adedge.runtime.line.sources import SETTLE_SECONDS, WatchedFolder
+from adedge.defaults import SETTLE_SECONDS
+from adedge.runtime.line.sources import WatchedFolder
 
 
 def encoded(rng: np.random.Generator, suffix: str) -> bytes:

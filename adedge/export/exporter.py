@@ -6,7 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from adedge import __version__
+from adedge import __version__, defaults
 from adedge.bundle import (
     BUNDLE_FORMAT_VERSION,
     FORMATS,
@@ -26,7 +26,7 @@ from adedge.choices import check_export
 from adedge.errors import AdedgeError
 from adedge.export.onnx_file import export_onnx, onnx_metadata
 from adedge.export.openvino_ir import convert_onnx, save_openvino
-from adedge.export.quantize import DEFAULT_MAX_DROP, INT8_MODES, int8_images, quantize_int8_isolated
+from adedge.export.quantize import INT8_MODES, int8_images, quantize_int8_isolated
 from adedge.export.repository import export_folders, ovms_config, triton_config
 from adedge.fileio import atomic_directory, check_output_folder, write_text_atomic
 from adedge.formats import RunInfo, to_dict
@@ -82,7 +82,7 @@ def export_bundle(
     out: Path | str,
     fmt: str = "openvino",
     precision: str = "fp32",
-    max_drop: float = DEFAULT_MAX_DROP,
+    max_drop: float = defaults.MAX_DROP,
     int8_modes: tuple[str, ...] = INT8_MODES,
     sign_key: Path | str | None = None,
     layout: str = "bundle",

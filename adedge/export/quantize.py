@@ -33,7 +33,6 @@ from adedge.train.detector import operating_point
 from adedge.train.models import model_plugin
 
 CALIBRATION_IMAGES = 300
-DEFAULT_MAX_DROP = 0.005  # half a point of image or pixel AUROC
 # besides the model's head (its plug-in names the op types), the op types NNCF would otherwise quantise
 # in resizing, normalisation, the backbone's residual Adds and the calibrated outputs: kept in float
 # when only convolutions are quantised

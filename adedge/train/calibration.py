@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from adedge import defaults
 from adedge.errors import AdedgeError
 from adedge.formats import Calibration, percent
 from adedge.metrics import f1_max
@@ -33,7 +34,6 @@ from adedge.metrics import f1_max
 SIGMAS = 2.0
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 ROBUST_MIN = 10  # fewer values than this use the standard deviation
-DEFAULT_FALSE_REJECT = 0.01
 TAIL_SHARE = 0.2  # the generalised Pareto tail is fitted to the top 20 % of the out-of-fold scores ...
 TAIL_MIN = 10  # ... and never to fewer than 10 of them
 SHAPE_LIMIT = 0.3  # |shape| of the fitted tail: beyond it a few dozen points overfit (an endless or a cut-off tail)
@@ -144,7 +144,7 @@ def check_false_reject(false_reject: float) -> None:
 
 
 def calibrate_on_good(
-    scores: np.ndarray, map_maxima: np.ndarray, defect_scores: np.ndarray, false_reject: float = DEFAULT_FALSE_REJECT,
+    scores: np.ndarray, map_maxima: np.ndarray, defect_scores: np.ndarray, false_reject: float = defaults.FALSE_REJECT,
     seed: int = 0,
 ) -> Calibration:
     """NG threshold for FALSE_REJECT of the out-of-fold good SCORES, the CHECK band's start from them

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adedge import __version__
+from adedge import __version__, defaults
 from adedge.choices import Resize, choice
 from adedge.data.datasets import Sample, ground_truth, has_masks, open_dataset, require_test_images, require_train_images
 from adedge.data.defects import defective_copies
@@ -27,7 +27,6 @@ from adedge.formats import RUN_FORMAT_VERSION, SIZE_STEP, Calibration, DatasetIn
 from adedge.progress import Say, Track, no_lines, no_progress
 from adedge.train.backbones import create_backbone
 from adedge.train.calibration import (
-    DEFAULT_FALSE_REJECT,
     MIN_CALIBRATION_IMAGES,
     calibrate_on_good,
     calibrate_on_labelled,
@@ -48,16 +47,16 @@ class TrainConfig:
     out: Path
     model: str = "dfm"
     category: str | None = None
-    backbone: str = "efficientnet_lite1"  # beat lite0 on pill for both models (benchmarks/results/cflow_ablation.md)
+    backbone: str = defaults.BACKBONE
     weights: str | None = None
     image_size: int | tuple[int, int] | None = None  # N (square) or (height, width); default: the plug-in's size in the parts' aspect
-    seed: int = 42
+    seed: int = defaults.SEED
     val_data: Path | None = None
     batch_size: int = 16
     stages: tuple[str, ...] | None = None  # default: the model plug-in's strides
-    resize: str = "antialias"
+    resize: str = defaults.RESIZE
     settings: dict[str, object] = field(default_factory=dict)  # the model's settings over its defaults
-    false_reject: float = DEFAULT_FALSE_REJECT  # the share of good parts the NG threshold may reject
+    false_reject: float = defaults.FALSE_REJECT
 
 
 def check_seed(seed: int) -> None:

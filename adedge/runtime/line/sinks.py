@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from adedge import defaults
 from adedge.choices import Overlays, choice
 from adedge.data.images import save_image
 from adedge.errors import AdedgeError
@@ -35,7 +36,7 @@ class StreamWriter:
     """Records of MODEL's verdicts as JSON lines to ECHO (e.g. stdout) and, with OUT, appended to OUT/predictions.jsonl (a restarted
     stream adds to it) beside the overlays and, at the end, OUT/summary.json."""
 
-    def __init__(self, out: Path | None, model: str, overlays: str = "ng", echo: TextIO | None = None) -> None:
+    def __init__(self, out: Path | None, model: str, overlays: str = defaults.OVERLAYS, echo: TextIO | None = None) -> None:
         overlays = choice(Overlays, overlays, "--overlays")
         self.out, self.model, self.overlays, self.echo = out, model, overlays if out is not None else Overlays.NONE, echo
         self.run = new_run_id()

@@ -19,15 +19,14 @@ import cv2
 import numpy as np
 
 from adedge.data.images import MAX_FRAME_PIXELS, decode_image, is_image_file, load_image
+from adedge.defaults import RECONNECT_SECONDS, SETTLE_SECONDS
 from adedge.errors import AdedgeError
 
 POLL_SECONDS = 0.2  # how often a watched folder is listed
-SETTLE_SECONDS = 1.0  # how long a watched file must stay unchanged before it is taken
 GIVE_UP_SETTLES = 10  # settle times a watched file may stay unchanged and unreadable before it is reported failed
 # a watched file larger than an uncompressed RGB frame at the pixel limit (plus headers) is no frame:
 # refused from its size, before a byte of it is read
 MAX_FRAME_BYTES = MAX_FRAME_PIXELS * 3 + (1 << 20)
-RECONNECT_TIMEOUT = 60.0  # seconds without a frame from a camera or stream before giving up
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 2.0  # seconds between attempts to re-open a camera or stream: doubling, capped
 # low, so a camera that is back is read again within 2 s, and an attempt to open one costs little
 
@@ -251,12 +250,12 @@ class Capture:
 
     A camera or stream that stops delivering is released and re-opened with back-off (0.5 s,
     doubling, at most 2 s apart), outage and recovery logged, frame numbers counting on; after
-    RECONNECT_TIMEOUT seconds without a frame it is an error. So is a video file that ends clearly
+    RECONNECT_SECONDS seconds without a frame it is an error. So is a video file that ends clearly
     before the frame count it declares (truncated or damaged), rather than a silently short stream.
     OPEN_CAPTURE makes the capture (cv2.VideoCapture; a fake in tests).
     """
 
-    def __init__(self, spec: str, reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent,
+    def __init__(self, spec: str, reconnect_timeout: float = RECONNECT_SECONDS, log: Callable[[str], None] = _silent,
                  open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture) -> None:
         self.spec, self.reconnect_timeout, self.log, self.open_capture = spec, reconnect_timeout, log, open_capture
         self.camera = _camera_index(spec)
@@ -273,7 +272,7 @@ class Capture:
 
     def _reconnect(self, stop: threading.Event, index: int, since: float) -> tuple[bool, np.ndarray | None]:
         """Re-open the capture with back-off until it gives a frame (returned), STOP is set (False,
-        None), or RECONNECT_TIMEOUT seconds have passed since a frame was last asked for (AdedgeError)."""
+        None), or RECONNECT_SECONDS seconds have passed since a frame was last asked for (AdedgeError)."""
         self.log(f"{self.name}: no frame after frame {index - 1}, reconnecting "
                  f"(giving up after {self.reconnect_timeout:g} s without frames)")
         delay = BACKOFF_FIRST
@@ -364,11 +363,11 @@ MAX_CAMERA_INDEX = 9999  # OpenCV's indices; a larger number is a mistake (and o
 
 
 def open_source(inputs: str | list[str], watch: bool = False, settle_seconds: float = SETTLE_SECONDS,
-                reconnect_timeout: float = RECONNECT_TIMEOUT, log: Callable[[str], None] = _silent) -> Source:
+                reconnect_timeout: float = RECONNECT_SECONDS, log: Callable[[str], None] = _silent) -> Source:
     """The source INPUTS name: image files, folders and globs; one folder to --watch (a file is taken
     once unchanged for SETTLE_SECONDS and whole); or one video file, camera index (0, 1, ...) or
     stream URL (rtsp://, http://), re-opened after an outage, LOG told of it, until
-    RECONNECT_TIMEOUT seconds pass without a frame."""
+    RECONNECT_SECONDS seconds pass without a frame."""
     _require_seconds("--settle", settle_seconds, MAX_SETTLE)
     _require_seconds("--reconnect-timeout", reconnect_timeout, MAX_RECONNECT)
     inputs = [inputs] if isinstance(inputs, str) else list(inputs)

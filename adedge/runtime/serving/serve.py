@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 
+from adedge import defaults
 from adedge.bundle import INPUT_NAME, MAX_BATCH, NAME_PATTERN, Bundle, model_name, read_bundle
 from adedge.data.images import MAX_FRAME_PIXELS
 from adedge.errors import AdedgeError, printable
@@ -57,7 +58,6 @@ try:
 finally:
     sys.argv = _argv
 
-DEFAULT_MAX_BODY_MB = 64  # 8 full-HD frames as binary tensors, or one as JSON numbers
 # a request body of JSON numbers costs about 40 bytes of memory per frame value while KServe decodes it
 # (60 MB of JSON took 1 GB): such bodies have a bound of their own (a full-HD frame as JSON is 25 MB), and
 # one is decoded at a time
@@ -462,7 +462,7 @@ def serve(
     served: list[Served],
     sock: socket.socket,
     api_key: str | None = None,
-    max_body_mb: float = DEFAULT_MAX_BODY_MB,
+    max_body_mb: float = defaults.MAX_BODY_MB,
     backend: str = "openvino",
     threads: int | None = None,
     mode: str = "throughput",
