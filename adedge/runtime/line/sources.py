@@ -215,6 +215,7 @@ class WatchedFolder:
             listing, now = self._listing(), time.monotonic()
             inspected = {name: state for name, state in inspected.items() if name in listing}
             pending = {name: entry for name, entry in pending.items() if listing.get(name) == entry.state}
+            self.waiting = {name: since for name, since in self.waiting.items() if name in listing}  # gone: forgotten
             for name, state in sorted(listing.items()):
                 if stop.is_set():
                     break
