@@ -30,6 +30,13 @@ OUTPUT_NAMES = ("pred_score", "pred_label", "anomaly_map", "pred_mask")
 FORMATS = {Format.OPENVINO: "model.xml", Format.ONNX: "model.onnx"}  # the model file of each format
 NG_SCORE = 0.5  # the graph's 0..1 score is calibrated to this at the NG threshold (what Model API compares with)
 
+
+def cut_off_info(ng: float, check_start: float) -> dict[str, float]:
+    """Cut-offs on the 0..1 score under the names OpenVINO Model API reads from `model_info` (the NG
+    threshold, on the score and on the map), and adedge's key for where CHECK starts (NG where there
+    is no band): written into the model file by export, and served by `adedge serve`."""
+    return {"image_threshold": ng, "pixel_threshold": ng, "adedge_check_threshold": check_start}
+
 BUNDLE_FORMAT_VERSION = 4  # 4: the input size stored once (no anomaly_map_size); 3: the operating point
 
 

@@ -91,6 +91,7 @@ def read_record(cls: type[Record], path: Path, version: int) -> Record:
     return record
 
 
+SIZE_STEP = 32  # a model input side is a multiple of this: the deepest stride of every backbone
 MAX_IMAGE_SIZE = 2048  # the largest model input side: beyond it a backbone's features outgrow an ordinary PC's memory
 
 
@@ -101,9 +102,6 @@ def percent(share: float) -> str:
 
 def to_dict(record: object) -> dict:
     return dataclasses.asdict(record)
-
-
-SIZE_STEP = 32  # a model input side is a multiple of this: the deepest stride of every backbone
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -134,8 +132,8 @@ def aspect_size(side: int, aspect: float, step: int) -> tuple[int, int]:
 
 def size_problems(name: str, size: list[int]) -> list[str]:
     """What is wrong with a [height, width] model input size, if anything."""
-    if len(size) != 2 or not all(isinstance(v, int) and 32 <= v <= MAX_IMAGE_SIZE for v in size):
-        return [f"{name} must be [height, width] from 32 to {MAX_IMAGE_SIZE}, got {size}"]
+    if len(size) != 2 or not all(isinstance(v, int) and SIZE_STEP <= v <= MAX_IMAGE_SIZE for v in size):
+        return [f"{name} must be [height, width] from {SIZE_STEP} to {MAX_IMAGE_SIZE}, got {size}"]
     return []
 
 

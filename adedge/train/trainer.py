@@ -174,12 +174,12 @@ def parts_aspect(samples: list[Sample]) -> float:
     return float(np.median([height / width for height, width in map(image_shape, (s.path for s in samples))]))
 
 
-def _input_size(requested: int | tuple[int, int] | None, plugin: ModelPlugin, settings: object, stride: int,
+def _input_size(requested: tuple[int, int] | None, plugin: ModelPlugin, settings: object, stride: int,
                 samples: list[Sample]) -> tuple[int, int]:
     """The model's input size: REQUESTED, or about the plug-in's size squared in the parts' aspect,
     each side a multiple of the deepest STRIDE times the plug-in's grid multiple (and of SIZE_STEP)."""
     if requested is not None:
-        return (requested, requested) if isinstance(requested, int) else tuple(requested)
+        return requested
     step = math.lcm(SIZE_STEP, stride * plugin.grid_multiple(settings))
     return aspect_size(plugin.image_size, parts_aspect(samples), step)
 
@@ -189,8 +189,8 @@ def train(config: TrainConfig, track: Track = no_progress, say: Say = no_lines) 
     SAY gets a line as each stage ends."""
     plugin = model_plugin(config.model)
     settings = model_settings(plugin, config.settings)
-    if config.image_size is not None:
-        check_image_size((config.image_size,) * 2 if isinstance(config.image_size, int) else config.image_size)
+    requested = config.image_size
+    requested = None if requested is None else check_image_size((requested, requested) if isinstance(requested, int) else tuple(requested))
     choice(Resize, config.resize, "--resize")
     check_seed(config.seed)
     check_false_reject(config.false_reject)
@@ -210,7 +210,7 @@ def train(config: TrainConfig, track: Track = no_progress, say: Say = no_lines) 
     if plugin.stage_count is not None and len(stages) != plugin.stage_count:
         raise AdedgeError(f"{plugin.name} uses {plugin.stage_count} backbone stage(s), got {len(stages)}: {', '.join(stages)}")
     backbone.keep_stages(stages)
-    size = _input_size(config.image_size, plugin, settings, max(backbone.stage(s).stride for s in stages), train_samples)
+    size = _input_size(requested, plugin, settings, max(backbone.stage(s).stride for s in stages), train_samples)
     encoder = Encoder(backbone, size, config.resize).eval()
     features = _features(encoder, train_samples, config.batch_size, track, "extracting features")
     say(f"features of {len(train_samples)} images at {size[0]}x{size[1]} extracted in {time.perf_counter() - started:.1f} s")

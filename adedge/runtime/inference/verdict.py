@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
 
-from adedge.bundle import OperatingPointSpec
+from adedge.bundle import OperatingPointSpec, cut_off_info
 from adedge.errors import AdedgeError
 from adedge.formats import percent
 
@@ -116,10 +116,8 @@ class OperatingPoint:
         return ~(values <= self.threshold)
 
     def model_info(self) -> dict[str, float]:
-        """The cut-offs under the names OpenVINO Model API reads from a model file's model_info (and
-        adedge's key for the CHECK band's start: the threshold where there is no band)."""
-        return {"image_threshold": self.threshold, "pixel_threshold": self.threshold,
-                "adedge_check_threshold": self.threshold if self.check is None else self.check}
+        """These cut-offs as a model file's model_info states the exported ones (adedge.bundle.cut_off_info)."""
+        return cut_off_info(self.threshold, self.threshold if self.check is None else self.check)
 
     def record(self) -> dict[str, float | None]:
         """The cut-offs as every record states them."""
