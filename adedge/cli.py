@@ -386,15 +386,17 @@ def serve(
     outbox: Path | None = typer.Option(None, metavar="DIR", help=OUTBOX_HELP),
 ) -> None:
     """Serve bundles over the Open Inference Protocol (KServe v2, HTTP), as Triton and OVMS do, until SIGTERM."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # read once, when gRPC loads: its C core would print its own lines (a port in use) beside ours
     try:
-        from adedge.runtime.serving import serve as server
+        from adedge.runtime.serving import server
     except ModuleNotFoundError as exc:
         raise AdedgeError(f"adedge serve needs the serve extra ({exc.name} is missing): pip install 'adedge[serve]'") from None
     from adedge.bundle import read_key
     from adedge.runtime.line.delivery import open_forwarders
 
     server.check_options(api_key, max_body_mb)
-    served = server.served_bundles(bundles, read_key(key) if key else None)
+    signing_key = read_key(key) if key else None
+    served = server.served_bundles(bundles, signing_key)
     sock = server.listen(host, port)
     address = f"http://{host}:{sock.getsockname()[1]}"
 
@@ -415,7 +417,7 @@ def serve(
 
     forwarders = open_forwarders(mqtt, webhook, outbox, _log_line, webhook_follow_redirects)
     try:
-        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port, threshold, check)
+        server.serve(served, sock, api_key, max_body_mb, backend, None, mode, ready, forwarders, grpc_port, threshold, check, signing_key)
     finally:
         _close_forwarders(forwarders)
     out_console.print("stopped")

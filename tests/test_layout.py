@@ -57,3 +57,11 @@ def test_at_import_time_the_runtime_loads_no_torch_and_the_verdict_rule_no_line_
     assert _within(_loaded_by("adedge.runtime.inference.verdict"), ("adedge.runtime.line", "cv2", "torch", "openvino")) == set()
     assert _within(_loaded_by("adedge.runtime.inference.model"), ("adedge.runtime.line", "adedge.runtime.serving", "torch")) == set()
     assert _within(_loaded_by("adedge.cli"), ("torch",)) == set()  # predict, eval and bench start without torch
+
+
+
+def test_importing_the_server_changes_neither_the_command_line_nor_the_environment():
+    # OpenCV sets LD_LIBRARY_PATH when imported (the runtime loads it anyway): the snapshot follows it
+    code = ("import os, sys, cv2; argv, environ = list(sys.argv), dict(os.environ); import adedge.runtime.serving.server; "
+            "assert sys.argv == argv and dict(os.environ) == environ")
+    subprocess.run([sys.executable, "-c", code, "serve", "--mode", "latency", "--port", "0"], check=True)

@@ -323,3 +323,37 @@ def test_predict_and_serve_write_the_same_verdict_records(small_model, synthetic
         assert [mine[k] for k in VERDICT_FIELDS] == [served_record[k] for k in VERDICT_FIELDS]
         assert abs(mine["score"] - served_record["score"]) < 1e-5
         assert set(mine) - {"source", "latency_ms", "model_ms"} == set(served_record) - {"version"}
+
+
+def test_serving_leaves_kserves_own_application_untouched(small_model):
+    """adedge serves from an application of its own: KServe's module-level app keeps its routes,
+    middleware and handlers, and a second server in the same process would start clean."""
+    _, bundle = small_model
+    code = f"""
+import os, signal, threading, time, urllib.request
+from kserve.model_server import app
+from adedge.runtime.serving import server
+
+def state():
+    return len(app.routes), len(app.user_middleware), sorted(map(str, app.exception_handlers))
+
+def stop_when_live(port):
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{{port}}/v2/health/live", timeout=5)
+            break
+        except OSError:
+            time.sleep(0.1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+before = state()
+sock = server.listen("127.0.0.1", 0)
+def ready(models, grpc_bound):
+    print("ready", [m.name for m in models], grpc_bound is not None, state() == before, flush=True)
+    threading.Thread(target=stop_when_live, args=(sock.getsockname()[1],), daemon=True).start()
+server.serve(server.served_bundles([{str(bundle)!r}]), sock, on_ready=ready, grpc_port=0)
+print("stopped", state() == before)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["ready ['plate_dfm'] True True", "stopped True"], result.stdout
