@@ -14,29 +14,24 @@ from adedge.runtime.line import delivery
 from adedge.runtime.line.delivery import Forwarder, MqttSender, WebhookSender, open_forwarders
 
 
-def _put_timed(forwarder: Forwarder, frames: range) -> float:
-    """Put a verdict per frame; the slowest put's seconds."""
-    slowest = 0.0
+def _put(forwarder: Forwarder, frames: range) -> None:
+    """Put a verdict per frame."""
     for frame in frames:
-        start = time.perf_counter()
         forwarder.put({"frame": frame, "score": 0.1, "label": "OK"})
-        slowest = max(slowest, time.perf_counter() - start)
-    return slowest
 
 
 def test_mqtt_delivers_every_verdict_through_a_broker_outage(broker, tmp_path):
     subscriber = Subscriber(broker.port)
     forwarder = Forwarder(MqttSender(f"mqtt://127.0.0.1:{broker.port}/{TOPIC}"), tmp_path / "outbox", log=lambda line: None)
     try:
-        _put_timed(forwarder, range(0, 20))
+        _put(forwarder, range(0, 20))
         assert subscriber.wait_for(20) == set(range(20))
         broker.stop()
-        slowest = _put_timed(forwarder, range(20, 50))  # published while the broker is down
+        _put(forwarder, range(20, 50))  # published while the broker is down
         time.sleep(1.0)
         assert len(forwarder.outbox) == 30
         broker.start()
         assert subscriber.wait_for(50) == set(range(50))
-        assert slowest < 0.5, f"a put waited {slowest:.2f} s for the network"
     finally:
         left = forwarder.close()
         subscriber.close()
@@ -48,11 +43,11 @@ def test_verdicts_left_when_adedge_stops_go_first_at_the_next_start(broker, tmp_
     subscriber = Subscriber(broker.port)
     broker.stop()
     first = Forwarder(MqttSender(url), tmp_path / "outbox", log=lambda line: None)
-    _put_timed(first, range(5))
+    _put(first, range(5))
     assert first.close(drain_seconds=0.5) == 5  # the broker is down: they stay on disk
     broker.start()
     second = Forwarder(MqttSender(url), tmp_path / "outbox", log=lambda line: None)
-    _put_timed(second, range(5, 8))
+    _put(second, range(5, 8))
     try:
         assert subscriber.wait_for(8) == set(range(8))
     finally:
@@ -67,13 +62,13 @@ def test_webhook_retries_through_errors_and_a_slow_endpoint_in_order(tmp_path, m
     lines: list[str] = []
     forwarder = Forwarder(WebhookSender(endpoint.url), tmp_path / "outbox", log=lines.append)
     try:
-        _put_timed(forwarder, range(0, 5))
+        _put(forwarder, range(0, 5))
         assert endpoint.wait_for(5) == list(range(5))
         endpoint.status = 503
-        _put_timed(forwarder, range(5, 15))
+        _put(forwarder, range(5, 15))
         time.sleep(1.5)
         endpoint.delay = 2.0  # slower than the client waits
-        assert _put_timed(forwarder, range(15, 20)) < 0.5
+        _put(forwarder, range(15, 20))
         time.sleep(1.0)
         endpoint.status, endpoint.delay = 200, 0.0
         frames = endpoint.wait_for(20)  # a request that timed out on our side may still land there: at least once
@@ -91,7 +86,7 @@ def test_a_redirected_webhook_keeps_its_verdicts_queued_unless_told_to_follow(tm
     moved.moved_to = target.url
     lines: list[str] = []
     forwarder = Forwarder(WebhookSender(moved.url), tmp_path / "outbox", log=lines.append)
-    _put_timed(forwarder, range(3))
+    _put(forwarder, range(3))
     time.sleep(1.0)
     assert forwarder.close(drain_seconds=0.5) == 3 and forwarder.delivered == 0
     assert target.bodies == [] and target.gets == 0
@@ -110,7 +105,7 @@ def test_a_trickling_endpoint_cannot_hold_the_exit(tmp_path):
     endpoint.trickle = True
     forwarder = Forwarder(WebhookSender(endpoint.url), tmp_path / "outbox", log=lambda line: None)
     try:
-        _put_timed(forwarder, range(3))
+        _put(forwarder, range(3))
         closing = threading.Thread(target=lambda: setattr(forwarder, "left", forwarder.close(drain_seconds=0.5)))
         closing.start()
         closing.join(30)  # without the bound: for ever
@@ -122,7 +117,7 @@ def test_a_trickling_endpoint_cannot_hold_the_exit(tmp_path):
 def test_webhook_endpoint_down_then_up(tmp_path):
     port = free_port()
     forwarder = Forwarder(WebhookSender(f"http://127.0.0.1:{port}/verdicts"), tmp_path / "outbox", log=lambda line: None)
-    _put_timed(forwarder, range(6))
+    _put(forwarder, range(6))
     time.sleep(1.0)
     assert len(forwarder.outbox) == 6  # connection refused: all wait on disk
     endpoint = Endpoint(port)
@@ -143,7 +138,7 @@ def test_a_full_outbox_is_said_once_and_inspection_goes_on(tmp_path, monkeypatch
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(forwarder.outbox, "put", full)
-    _put_timed(forwarder, range(3))
+    _put(forwarder, range(3))
     assert forwarder.unqueued == 3 and len(lines) == 1 and "disk is full" in lines[0]
     assert forwarder.close(drain_seconds=0.1) == 0
 
@@ -169,7 +164,7 @@ def test_a_garbled_endpoint_is_retried(tmp_path):
     threading.Thread(target=garble, daemon=True).start()
     lines: list[str] = []
     forwarder = Forwarder(WebhookSender(f"http://127.0.0.1:{port}/v"), tmp_path / "outbox", log=lines.append)
-    _put_timed(forwarder, range(2))
+    _put(forwarder, range(2))
     time.sleep(1.0)
     assert forwarder.thread.is_alive() and len(lines) == 1 and len(forwarder.outbox) == 2
     assert forwarder.close(drain_seconds=0.1) == 2
@@ -227,7 +222,35 @@ class ListSink:
 def test_a_new_sink_is_one_class_and_gets_every_verdict_in_order_through_failures(tmp_path):
     sink, lines = ListSink(failures=2), []
     forwarder = Forwarder(sink, tmp_path / "outbox", log=lines.append)
-    _put_timed(forwarder, range(30))
+    _put(forwarder, range(30))
     assert forwarder.close() == 0
     assert sink.received == list(range(30)) and forwarder.delivered == 30
     assert lines[0] == f"list memory: down; verdicts wait in {forwarder.outbox.path}, retrying" and "delivering again" in lines[-1]
+
+
+class HungSink(ListSink):
+    """A sink whose network hangs in send() until released."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=0)
+        self.sending, self.release = threading.Event(), threading.Event()
+
+    def send(self, bodies: list[str]) -> int:
+        self.sending.set()
+        self.release.wait()
+        return super().send(bodies)
+
+
+def test_putting_a_verdict_never_waits_on_the_network(tmp_path):
+    """While a send hangs, every put() still returns and queues its verdict; none is lost."""
+    sink = HungSink()
+    forwarder = Forwarder(sink, tmp_path / "outbox", log=lambda line: None)
+    _put(forwarder, range(1))
+    assert sink.sending.wait(30)
+    putting = threading.Thread(target=_put, args=(forwarder, range(1, 50)))
+    putting.start()
+    putting.join(30)  # a failure detector only: put() waiting on the hung send would never return
+    hung, queued = putting.is_alive(), len(forwarder.outbox)
+    sink.release.set()
+    assert not hung and queued == 50  # the record in the hung send stays queued until acknowledged
+    assert forwarder.close() == 0 and sink.received == list(range(50))

@@ -99,12 +99,26 @@ def _state(stat: os.stat_result) -> tuple[int, ...]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns
 
 
+class WallClock:
+    """The time a watched folder or a camera reads and waits on (tests pass a fake one, which moves
+    only when told to)."""
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    @staticmethod
+    def wait(stop: threading.Event, seconds: float) -> bool:
+        """Wait SECONDS, or less if STOP is set meanwhile; whether it is."""
+        return stop.wait(seconds)
+
+
 @dataclass
 class _Pending:
     """A watched file not inspected in its current state yet."""
 
     state: tuple[int, ...]  # see _state
-    since: float  # time.monotonic() when this state was first seen
+    since: float  # the clock's time when this state was first seen
     failure: str | None = None  # why it could not be taken in this state, once tried
 
 
@@ -125,8 +139,8 @@ class WatchedFolder:
     """
 
     def __init__(self, folder: Path, settle_seconds: float = SETTLE_SECONDS, give_up_seconds: float | None = None,
-                 poll_seconds: float = POLL_SECONDS, log: Callable[[str], None] = _silent) -> None:
-        self.folder, self.settle_seconds, self.poll_seconds, self.log = folder, settle_seconds, poll_seconds, log
+                 poll_seconds: float = POLL_SECONDS, log: Callable[[str], None] = _silent, clock: WallClock = WallClock()) -> None:
+        self.folder, self.settle_seconds, self.poll_seconds, self.log, self.clock = folder, settle_seconds, poll_seconds, log, clock
         self.give_up_seconds = GIVE_UP_SETTLES * settle_seconds if give_up_seconds is None else give_up_seconds
         self.waiting: dict[str, float] = {}  # name: when it was first seen not yet inspected, in any state
         self.starved: set[str] = set()  # names said never to settle
@@ -212,7 +226,7 @@ class WatchedFolder:
         pending: dict[str, _Pending] = {}
         index = 0
         while not stop.is_set():
-            listing, now = self._listing(), time.monotonic()
+            listing, now = self._listing(), self.clock.now()
             inspected = {name: state for name, state in inspected.items() if name in listing}
             pending = {name: entry for name, entry in pending.items() if listing.get(name) == entry.state}
             self.waiting = {name: since for name, since in self.waiting.items() if name in listing}  # gone: forgotten
@@ -230,7 +244,7 @@ class WatchedFolder:
                     self.waiting.pop(name, None)
                     yield Frame(str(self.folder / name), index, read)
                     index += 1
-            stop.wait(self.poll_seconds)
+            self.clock.wait(stop, self.poll_seconds)
         yield from self._left_at_stop(inspected, index)
 
 
@@ -253,12 +267,12 @@ class Capture:
     doubling, at most 2 s apart), outage and recovery logged, frame numbers counting on; after
     RECONNECT_SECONDS seconds without a frame it is an error. So is a video file that ends clearly
     before the frame count it declares (truncated or damaged), rather than a silently short stream.
-    OPEN_CAPTURE makes the capture (cv2.VideoCapture; a fake in tests).
+    OPEN_CAPTURE makes the capture (cv2.VideoCapture) and CLOCK keeps the time: fakes in tests.
     """
 
     def __init__(self, spec: str, reconnect_timeout: float = RECONNECT_SECONDS, log: Callable[[str], None] = _silent,
-                 open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture) -> None:
-        self.spec, self.reconnect_timeout, self.log, self.open_capture = spec, reconnect_timeout, log, open_capture
+                 open_capture: Callable[[int | str], cv2.VideoCapture] = cv2.VideoCapture, clock: WallClock = WallClock()) -> None:
+        self.spec, self.reconnect_timeout, self.log, self.open_capture, self.clock = spec, reconnect_timeout, log, open_capture, clock
         self.camera = _camera_index(spec)
         self.live = self.camera is not None or "://" in spec
         self.name = f"camera {spec}" if self.camera is not None else (f"stream {spec}" if "://" in spec else f"video {spec}")
@@ -279,15 +293,15 @@ class Capture:
         delay = BACKOFF_FIRST
         while True:
             self.capture.release()
-            remaining = since + self.reconnect_timeout - time.monotonic()
+            remaining = since + self.reconnect_timeout - self.clock.now()
             if remaining <= 0:
                 raise AdedgeError(f"no frames from {self.name} for {self.reconnect_timeout:g} s: giving up")
-            if stop.wait(min(delay, remaining)):
+            if self.clock.wait(stop, min(delay, remaining)):
                 return False, None
             self.capture = self._open()
             ok, bgr = self.capture.read() if self.capture.isOpened() else (False, None)
             if ok:
-                self.log(f"{self.name}: frames again, after {time.monotonic() - since:.1f} s without")
+                self.log(f"{self.name}: frames again, after {self.clock.now() - since:.1f} s without")
                 return True, bgr
             delay = min(2 * delay, BACKOFF_MAX)
 
@@ -303,7 +317,7 @@ class Capture:
         index = 0
         try:
             while not stop.is_set():
-                asked = time.monotonic()  # not when the last frame came: the consumer may have held it a while
+                asked = self.clock.now()  # not when the last frame came: the consumer may have held it a while
                 ok, bgr = self.capture.read()
                 if not ok and self.live and index > 0:
                     ok, bgr = self._reconnect(stop, index, asked)
