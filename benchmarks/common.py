@@ -10,13 +10,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from adedge.data.synthetic import generate_synthetic
 from adedge.export.exporter import export_bundle
 from adedge.formats import RUN_FORMAT_VERSION, RunInfo, read_record
-from adedge.train.detector import Detector
 from adedge.train.models import MODEL_NAMES
 from adedge.train.trainer import TrainConfig, train
 
@@ -70,14 +66,6 @@ def per_category(data: Path, models: str, work: Path | None, measure: Callable[[
             for model in models.split(","):
                 rows += measure(category, model, folder)
     return rows
-
-
-def torch_eager_latency(detector: Detector, iterations: int, batch: int = 1) -> dict[str, float]:
-    """Median and p99 ms of the Detector graph in torch eager on random frames, after a warm-up."""
-    frames = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (batch, *detector.image_size, 3), dtype=np.uint8))
-    with torch.inference_mode():
-        times = turns_ms({"eager": lambda: detector(frames)}, iterations)["eager"]
-    return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
 def turns_ms(calls: dict[str, Callable[[], object]], iterations: int) -> dict[str, list[float]]:

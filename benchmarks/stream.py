@@ -1,7 +1,7 @@
 """The line-side stream: frames per second in latency vs throughput mode, time outside the model,
 and memory over a long run, for each registered model at its defaults (the bundle that ships: fp32).
 
-Frames are the 900x900 PNG test images of MVTec bottle, cycled. As in latency.py, the models are
+Frames are the 900x900 PNG test images of MVTec bottle, cycled. As in frame_latency.py, the models are
 fitted briefly on synthetic images (timing does not depend on what was learned).
 Each run is a fresh torch-free process (stream_probe.py).
 
