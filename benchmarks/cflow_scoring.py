@@ -5,6 +5,7 @@ MVTec categories or the synthetic plates), compute each stage's log-likelihood o
 images, held-back images and its dataset's test images with the run's flows, then for every
 normalisation (the paper's exp(log p - max), the raw log-likelihood, training z-scores, z-scores
 clipped at C, and the shipped clipped map scored from the unclipped z-scores) and the top-1% mean:
+image and pixel AUROC, and the image F1 gap at the
 threshold that median + calibration.SIGMAS robust sigmas of the held-back images' scores would set (the
 rule on good images alone that shipped before synthetic defects set the threshold).
 Nothing is retrained, so every row compares the same flows.
