@@ -113,7 +113,14 @@ def provenance() -> dict:
         except metadata.PackageNotFoundError:
             versions[package] = None
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
-            "command": " ".join(["python", *sys.argv]), "machine": machine_description(), "packages": versions}
+            "command": " ".join(["python", _from_root(sys.argv[0]), *sys.argv[1:]]), "machine": machine_description(), "packages": versions}
+
+
+def _from_root(script: str) -> str:
+    """SCRIPT's path from the repository's root (benchmarks/NAME.py), wherever it was run from."""
+    path = Path(script).resolve()
+    root = Path(__file__).resolve().parent.parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else script
 
 
 def write_results(name: str, record: dict | list, lines: list[str]) -> None:
