@@ -159,7 +159,9 @@ def test_memory_stays_flat_over_a_long_stream(openvino_bundle, test_images):
         summary.add(inspection)
         if inspection.frame in (500, 2999):
             rss[inspection.frame] = _rss_mb()
-    assert rss[2999] - rss[500] < 15, rss
+    # a frame kept per inspection would add at least its 256x256 float map, 0.26 MB a frame, 650 MB
+    # over these 2,500 frames; the allocator's own drift was up to 16 MB (a fresh clone, CFLOW)
+    assert rss[2999] - rss[500] < 50, rss
     assert summary.finish().as_dict()["frames"] == 3000
 
 
