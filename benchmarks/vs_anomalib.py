@@ -86,13 +86,14 @@ def adedge_bundles(work: Path) -> dict[tuple[str, str], dict[str, Path | str]]:
     data = generate_synthetic(work / "adedge-data", train=6, test_good=0, per_defect=0)
     bundles: dict[tuple[str, str], dict[str, Path | str]] = {}
     for table, models in ((SAME, MODELS), (DEFAULTS, dict.fromkeys(DEFAULT_MODELS))):
+        folder = table.replace(" ", "-")
         for model, stages in models.items():
-            run = work / "adedge-runs" / table.replace(" ", "-") / model
+            run = work / "adedge-runs" / folder / model
             options = {} if table == DEFAULTS else {"backbone": "resnet18", "weights": "random", "stages": stages, "image_size": IMAGE_SIZE}
             if not (run / "run.json").is_file():
                 train(brief_config(data, run, model, **options))
             precisions = ("fp32",) if table == DEFAULTS else ADEDGE_PRECISIONS
-            bundles[(table, model)] = {p: _bundle(run, work / "adedge-bundles" / table.replace(" ", "-") / f"{model}-{p}", p) for p in precisions}
+            bundles[(table, model)] = {p: _bundle(run, work / "adedge-bundles" / folder / f"{model}-{p}", p) for p in precisions}
     return bundles
 
 
